@@ -1,0 +1,14 @@
+# ringcache: the commands a newcomer needs are `make test` and `make demo`.
+.PHONY: test build bench-go fmt
+
+test:
+	scripts/test.sh
+
+build:
+	go build -o bin/ ./cmd/...
+
+bench-go:
+	go test -run '^$$' -bench . -benchtime 2s ./pkg/ring/ ./pkg/blockstore/ ./pkg/peer/
+
+fmt:
+	gofmt -l -w $$(git ls-files '*.go')
