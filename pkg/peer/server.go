@@ -1,0 +1,547 @@
+package peer
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"log/slog"
+	"net"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringcache/ringcache/pkg/blockstore"
+	"github.com/ringcache/ringcache/pkg/juice"
+	"github.com/ringcache/ringcache/pkg/peer/peerpb"
+	"github.com/ringcache/ringcache/pkg/ring"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// Store is the part of *blockstore.Store the server uses.
+type Store interface {
+	Get(ctx context.Context, k blockstore.Key, off, limit int64) ([]byte, blockstore.Meta, error)
+	Put(ctx context.Context, k blockstore.Key, data []byte, m blockstore.Meta) error
+	Has(k blockstore.Key) (int64, bool)
+	Stats() blockstore.Stats
+}
+
+// Origin reads objects of one volume from its object store.
+type Origin interface {
+	Get(ctx context.Context, key string, off, limit int64) (io.ReadCloser, error)
+}
+
+// Volume is a JuiceFS volume the node serves.
+type Volume struct {
+	Name      string // operator-given name; requests may use it instead of the UUID
+	UUID      string // the volume's UUID; the block store keys blocks by it
+	Storage   string // origin storage type, for status
+	BlockSize int64
+	// ExactSize is true when objects are stored as plain bytes (no
+	// compression, no encryption), so a block's length must equal the size
+	// in its key and a short origin read is caught.
+	ExactSize bool
+	Origin    Origin
+}
+
+// ServerOptions configures a Server.
+type ServerOptions struct {
+	// Store holds the node's blocks. Required.
+	Store Store
+	// Volumes the node serves. At least one.
+	Volumes []Volume
+	// Token is the cluster token every call must carry. Required.
+	Token []byte
+	// View returns the node's current ring view, for Status. Optional.
+	View func() *ring.View
+	// OriginConcurrency bounds concurrent origin fetches on this node
+	// (default 16).
+	OriginConcurrency int
+	// OriginBandwidth caps origin bytes per second on this node (0: none).
+	OriginBandwidth int64
+	// FetchTimeout bounds one origin fetch, independent of the callers
+	// waiting for it (default 2m).
+	FetchTimeout time.Duration
+	// ChunkSize is the size of streamed chunks (default 256 KiB).
+	ChunkSize int
+	// Logger receives structured logs (default: discard).
+	Logger *slog.Logger
+	// Registerer receives the server's metrics (default: none).
+	Registerer prometheus.Registerer
+}
+
+// Validate fills defaults and checks o.
+func (o *ServerOptions) Validate() error {
+	if o.Store == nil {
+		return errors.New("peer server: store is required")
+	}
+	if len(o.Volumes) == 0 {
+		return errors.New("peer server: at least one volume is required")
+	}
+	if err := ValidateToken(o.Token); err != nil {
+		return fmt.Errorf("peer server: %w", err)
+	}
+	seen := map[string]bool{}
+	for _, v := range o.Volumes {
+		if v.Name == "" || v.UUID == "" || v.Origin == nil {
+			return fmt.Errorf("peer server: volume %q needs a name, a uuid and an origin", v.Name)
+		}
+		if seen[v.Name] || seen[v.UUID] {
+			return fmt.Errorf("peer server: volume %q configured twice", v.Name)
+		}
+		seen[v.Name], seen[v.UUID] = true, true
+	}
+	if o.OriginConcurrency == 0 {
+		o.OriginConcurrency = 16
+	}
+	if o.OriginConcurrency < 0 || o.OriginBandwidth < 0 || o.FetchTimeout < 0 || o.ChunkSize < 0 {
+		return errors.New("peer server: origin concurrency, bandwidth, fetch timeout and chunk size must not be negative")
+	}
+	if o.FetchTimeout == 0 {
+		o.FetchTimeout = 2 * time.Minute
+	}
+	if o.ChunkSize == 0 {
+		o.ChunkSize = 256 << 10
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// Stats are the server's counters since start.
+type Stats struct {
+	Reads         int64 // Read calls answered with data
+	Hits          int64 // reads served from the store
+	Misses        int64 // reads that needed the origin
+	OriginFetches int64 // objects fetched from the origin
+	OriginBytes   int64
+	OriginErrors  int64
+	DedupWaits    int64 // callers that joined a fetch already in flight
+	ServedBytes   int64 // payload bytes sent (before s2)
+	WireBytes     int64 // payload bytes sent (after s2)
+	StoreErrors   int64 // failed stores after a fetch (block served anyway)
+}
+
+type counters struct {
+	reads, hits, misses, originFetches, originBytes, originErrors,
+	dedupWaits, servedBytes, wireBytes, storeErrors atomic.Int64
+}
+
+// Server implements the peer service.
+type Server struct {
+	peerpb.UnimplementedPeerServer
+
+	o       ServerOptions
+	log     *slog.Logger
+	volumes map[string]*Volume // by name and by UUID
+	names   []string
+	sem     chan struct{}
+	limiter *rate.Limiter
+	flights flightGroup
+	c       counters
+	metrics *serverMetrics
+}
+
+// NewServer returns a server for o.
+func NewServer(o ServerOptions) (*Server, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		o:       o,
+		log:     o.Logger,
+		volumes: make(map[string]*Volume),
+		sem:     make(chan struct{}, o.OriginConcurrency),
+	}
+	for i := range o.Volumes {
+		v := &o.Volumes[i]
+		s.volumes[v.Name], s.volumes[v.UUID] = v, v
+		s.names = append(s.names, v.Name)
+	}
+	sort.Strings(s.names)
+	if o.OriginBandwidth > 0 {
+		s.limiter = rate.NewLimiter(rate.Limit(o.OriginBandwidth), max(o.ChunkSize, 1<<20))
+	}
+	if o.Registerer != nil {
+		m, err := newServerMetrics(o.Registerer, s)
+		if err != nil {
+			return nil, err
+		}
+		s.metrics = m
+	}
+	return s, nil
+}
+
+// GRPCServer returns a gRPC server with the peer service, authentication
+// and transport settings sized for streaming 4 MiB blocks.
+func (s *Server) GRPCServer() *grpc.Server {
+	var opts []grpc.ServerOption
+	if s.metrics != nil {
+		opts = append(opts, s.metrics.interceptors()...)
+	}
+	opts = append(opts, serverAuth(s.o.Token)...)
+	opts = append(opts,
+		grpc.InitialWindowSize(8<<20),
+		grpc.InitialConnWindowSize(32<<20),
+		grpc.WriteBufferSize(1<<20),
+		grpc.ReadBufferSize(256<<10),
+		grpc.MaxRecvMsgSize(4<<20),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+	)
+	g := grpc.NewServer(opts...)
+	peerpb.RegisterPeerServer(g, s)
+	return g
+}
+
+// Serve serves the peer service on l until ctx is done, then stops
+// gracefully (in-flight calls get up to grace to finish).
+func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration) error {
+	g := s.GRPCServer()
+	errc := make(chan error, 1)
+	go func() { errc <- g.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.AfterFunc(grace, g.Stop)
+	defer t.Stop()
+	g.GracefulStop()
+	return nil
+}
+
+// Stats returns a snapshot of the server's counters.
+func (s *Server) Stats() Stats {
+	return Stats{
+		Reads: s.c.reads.Load(), Hits: s.c.hits.Load(), Misses: s.c.misses.Load(),
+		OriginFetches: s.c.originFetches.Load(), OriginBytes: s.c.originBytes.Load(),
+		OriginErrors: s.c.originErrors.Load(), DedupWaits: s.c.dedupWaits.Load(),
+		ServedBytes: s.c.servedBytes.Load(), WireBytes: s.c.wireBytes.Load(),
+		StoreErrors: s.c.storeErrors.Load(),
+	}
+}
+
+// volume resolves a name or UUID.
+func (s *Server) volume(id string) (*Volume, error) {
+	if id == "" {
+		return nil, status.Error(codes.InvalidArgument, "volume is required")
+	}
+	v, ok := s.volumes[id]
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "unknown volume %q (this node serves: %s)", id, strings.Join(s.names, ", "))
+	}
+	return v, nil
+}
+
+func validateKey(key string) error {
+	if _, err := juice.ParseBlockKey(key); err != nil {
+		return status.Errorf(codes.InvalidArgument, "key: %v", err)
+	}
+	return nil
+}
+
+// Read implements peerpb.PeerServer.
+func (s *Server) Read(req *peerpb.ReadRequest, stream grpc.ServerStreamingServer[peerpb.ReadChunk]) error {
+	ctx := stream.Context()
+	if err := validateKey(req.Key); err != nil {
+		return err
+	}
+	if req.Offset < 0 || req.Limit < -1 {
+		return status.Errorf(codes.InvalidArgument, "bad range: offset %d, limit %d", req.Offset, req.Limit)
+	}
+	v, err := s.volume(req.Volume)
+	if err != nil {
+		return err
+	}
+	data, meta, src, err := s.get(ctx, v, req.Key, req.Offset, req.Limit)
+	if err != nil {
+		return err
+	}
+	s.c.reads.Add(1)
+	return s.send(stream, data, meta.ObjectSize, src, req.AcceptS2 && meta.Compressible)
+}
+
+type blockInfo struct {
+	Compressible bool
+	ObjectSize   int64
+}
+
+// get returns bytes [off, off+limit) of the block, from the store or, on a
+// miss, from the origin through the single flight.
+func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int64) ([]byte, blockInfo, peerpb.Source, error) {
+	k := blockstore.Key{Volume: v.UUID, Object: key}
+	if size, ok := s.o.Store.Has(k); ok {
+		data, m, err := s.o.Store.Get(ctx, k, off, limit)
+		switch {
+		case err == nil:
+			s.c.hits.Add(1)
+			return data, blockInfo{Compressible: m.Compressible, ObjectSize: size}, peerpb.Source_SOURCE_STORE, nil
+		case errors.Is(err, blockstore.ErrRange):
+			return nil, blockInfo{}, 0, status.Errorf(codes.OutOfRange, "offset %d beyond object of %d bytes", off, size)
+		case errors.Is(err, blockstore.ErrCorrupt):
+			s.log.Warn("corrupt block dropped, refetching", "volume", v.Name, "key", key)
+		case ctx.Err() != nil:
+			return nil, blockInfo{}, 0, status.FromContextError(ctx.Err()).Err()
+		default:
+			s.log.Warn("store read failed, treating as miss", "volume", v.Name, "key", key, "err", err)
+		}
+	}
+	s.c.misses.Add(1)
+	f, err := s.fetch(ctx, v, key)
+	if err != nil {
+		return nil, blockInfo{}, 0, err
+	}
+	size := int64(len(f.data))
+	if off > size || (off == size && size > 0) {
+		return nil, blockInfo{}, 0, status.Errorf(codes.OutOfRange, "offset %d beyond object of %d bytes", off, size)
+	}
+	end := size
+	if limit >= 0 && off+limit < size {
+		end = off + limit
+	}
+	return f.data[off:end], blockInfo{Compressible: f.compressible, ObjectSize: size}, peerpb.Source_SOURCE_ORIGIN, nil
+}
+
+type fetched struct {
+	data         []byte
+	compressible bool
+}
+
+// fetch returns the whole object from the origin, once for all concurrent
+// callers, and stores it.
+func (s *Server) fetch(ctx context.Context, v *Volume, key string) (fetched, error) {
+	f, shared, err := s.flights.do(ctx, v.UUID+"/"+key, func() (fetched, error) {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.FetchTimeout)
+		defer cancel()
+		return s.fetchOrigin(fctx, v, key)
+	})
+	if shared {
+		s.c.dedupWaits.Add(1)
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return fetched{}, status.FromContextError(ctx.Err()).Err()
+		}
+		return fetched{}, status.Errorf(codes.Unavailable, "fetch %s from origin of volume %q: %v", key, v.Name, err)
+	}
+	return f, nil
+}
+
+func (s *Server) fetchOrigin(ctx context.Context, v *Volume, key string) (fetched, error) {
+	select {
+	case s.sem <- struct{}{}:
+	case <-ctx.Done():
+		return fetched{}, ctx.Err()
+	}
+	defer func() { <-s.sem }()
+
+	start := time.Now()
+	s.c.originFetches.Add(1)
+	data, err := s.readOrigin(ctx, v, key)
+	if s.metrics != nil {
+		s.metrics.fetchSeconds.Observe(time.Since(start).Seconds())
+	}
+	if err != nil {
+		s.c.originErrors.Add(1)
+		s.log.Warn("origin fetch failed", "volume", v.Name, "key", key, "err", err)
+		return fetched{}, err
+	}
+	f := fetched{data: data, compressible: compressible(data)}
+	if err := s.o.Store.Put(ctx, blockstore.Key{Volume: v.UUID, Object: key}, data, blockstore.Meta{Compressible: f.compressible}); err != nil {
+		s.c.storeErrors.Add(1)
+		s.log.Warn("storing fetched block failed, served without caching", "volume", v.Name, "key", key, "err", err)
+	}
+	return f, nil
+}
+
+func (s *Server) readOrigin(ctx context.Context, v *Volume, key string) ([]byte, error) {
+	bk, _ := juice.ParseBlockKey(key) // validated by the caller
+	rc, err := v.Origin.Get(ctx, key, 0, -1)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	buf := bytes.NewBuffer(make([]byte, 0, bk.Size+64))
+	chunk := make([]byte, min(s.o.ChunkSize, 1<<20))
+	for {
+		n, err := rc.Read(chunk)
+		if n > 0 {
+			if s.limiter != nil {
+				if werr := s.limiter.WaitN(ctx, n); werr != nil {
+					return nil, werr
+				}
+			}
+			buf.Write(chunk[:n])
+			s.c.originBytes.Add(int64(n))
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if v.ExactSize && buf.Len() != bk.Size {
+		return nil, fmt.Errorf("origin returned %d bytes for a block of %d", buf.Len(), bk.Size)
+	}
+	return buf.Bytes(), nil
+}
+
+// compressible samples a block: worth s2 on the wire only if its first
+// 64 KiB shrink by at least 1/8. Model weights, and the objects of
+// compressed or encrypted volumes, do not.
+func compressible(data []byte) bool {
+	sample := data[:min(len(data), 64<<10)]
+	if len(sample) < 4<<10 {
+		return false
+	}
+	return len(s2.Encode(nil, sample)) < len(sample)*7/8
+}
+
+// send streams data in chunks, the header on the first and the checksum on
+// the last.
+func (s *Server) send(stream grpc.ServerStreamingServer[peerpb.ReadChunk], data []byte, objectSize int64, src peerpb.Source, useS2 bool) error {
+	sum := crc32.Checksum(data, castagnoli)
+	var enc []byte
+	first := true
+	for off := 0; first || off < len(data); {
+		end := min(off+s.o.ChunkSize, len(data))
+		c := &peerpb.ReadChunk{Data: data[off:end]}
+		if useS2 && end > off {
+			enc = s2.Encode(enc[:cap(enc)], c.Data)
+			if len(enc) < len(c.Data)*7/8 {
+				c.Data, c.S2 = enc, true
+			}
+		}
+		if first {
+			c.ObjectSize, c.Length, c.Source = objectSize, int64(len(data)), src
+			first = false
+		}
+		if end == len(data) {
+			c.Last, c.Crc32C = true, sum
+		}
+		if err := stream.Send(c); err != nil {
+			return err
+		}
+		s.c.wireBytes.Add(int64(len(c.Data)))
+		off = end
+	}
+	s.c.servedBytes.Add(int64(len(data)))
+	return nil
+}
+
+// maxBatch bounds the keys of one Warm or Has call.
+const maxBatch = 4096
+
+func (s *Server) batch(volume string, keys []string) (*Volume, error) {
+	if len(keys) == 0 || len(keys) > maxBatch {
+		return nil, status.Errorf(codes.InvalidArgument, "want 1 to %d keys, got %d", maxBatch, len(keys))
+	}
+	for _, k := range keys {
+		if err := validateKey(k); err != nil {
+			return nil, err
+		}
+	}
+	return s.volume(volume)
+}
+
+// Warm implements peerpb.PeerServer. Keys are fetched concurrently, bounded
+// by the node's origin concurrency.
+func (s *Server) Warm(ctx context.Context, req *peerpb.WarmRequest) (*peerpb.WarmResponse, error) {
+	v, err := s.batch(req.Volume, req.Keys)
+	if err != nil {
+		return nil, err
+	}
+	res := make([]*peerpb.WarmResult, len(req.Keys))
+	work := make(chan int)
+	done := make(chan struct{})
+	workers := min(len(req.Keys), s.o.OriginConcurrency)
+	for range workers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range work {
+				res[i] = s.warmOne(ctx, v, req.Keys[i])
+			}
+		}()
+	}
+	for i := range req.Keys {
+		work <- i
+	}
+	close(work)
+	for range workers {
+		<-done
+	}
+	return &peerpb.WarmResponse{Results: res}, nil
+}
+
+func (s *Server) warmOne(ctx context.Context, v *Volume, key string) *peerpb.WarmResult {
+	r := &peerpb.WarmResult{Key: key}
+	if size, ok := s.o.Store.Has(blockstore.Key{Volume: v.UUID, Object: key}); ok {
+		r.State, r.Size = peerpb.WarmResult_STATE_CACHED, size
+		return r
+	}
+	f, err := s.fetch(ctx, v, key)
+	if err != nil {
+		r.State, r.Error = peerpb.WarmResult_STATE_FAILED, status.Convert(err).Message()
+		return r
+	}
+	r.State, r.Size = peerpb.WarmResult_STATE_FETCHED, int64(len(f.data))
+	return r
+}
+
+// Has implements peerpb.PeerServer.
+func (s *Server) Has(ctx context.Context, req *peerpb.HasRequest) (*peerpb.HasResponse, error) {
+	v, err := s.batch(req.Volume, req.Keys)
+	if err != nil {
+		return nil, err
+	}
+	sizes := make([]int64, len(req.Keys))
+	for i, k := range req.Keys {
+		sizes[i] = -1
+		if n, ok := s.o.Store.Has(blockstore.Key{Volume: v.UUID, Object: k}); ok {
+			sizes[i] = n
+		}
+	}
+	return &peerpb.HasResponse{Sizes: sizes}, nil
+}
+
+// Status implements peerpb.PeerServer.
+func (s *Server) Status(ctx context.Context, _ *peerpb.StatusRequest) (*peerpb.StatusResponse, error) {
+	st, ss := s.o.Store.Stats(), s.Stats()
+	r := &peerpb.StatusResponse{
+		StoreBlocks: st.Blocks, StoreBytes: st.Bytes, StoreCapacityBytes: st.CapacityBytes,
+		Hits: ss.Hits, Misses: ss.Misses, OriginFetches: ss.OriginFetches, OriginBytes: ss.OriginBytes,
+		DedupWaits: ss.DedupWaits, CorruptBlocks: st.Corrupt,
+	}
+	for _, n := range s.names {
+		v := s.volumes[n]
+		r.Volumes = append(r.Volumes, &peerpb.VolumeInfo{Name: v.Name, Uuid: v.UUID, Storage: v.Storage, BlockSize: v.BlockSize})
+	}
+	if s.o.View != nil {
+		if view := s.o.View(); view != nil {
+			r.NodeId, r.Addr, r.RingEpoch = view.Self.ID, view.Self.Addr, view.Epoch
+			p := view.Placement
+			shares := p.Shares()
+			for _, m := range p.Members() {
+				r.Members = append(r.Members, &peerpb.Member{Id: m.ID, Addr: m.Addr, Weight: int32(m.Weight), PlacementVersion: int32(m.PlacementVersion), Share: shares[m.ID]})
+			}
+			r.PartitionCount, r.Load = int32(p.Config().PartitionCount), p.Config().Load
+		}
+	}
+	slices.SortFunc(r.Members, func(a, b *peerpb.Member) int { return strings.Compare(a.Id, b.Id) })
+	return r, nil
+}
