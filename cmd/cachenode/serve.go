@@ -1,0 +1,218 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/ringcache/ringcache/internal/bytesize"
+	"github.com/ringcache/ringcache/pkg/node"
+	"github.com/ringcache/ringcache/pkg/peer"
+)
+
+const serveHelp = `Usage: cachenode serve [flags]
+
+Runs a cache node: it holds JuiceFS blocks on local disk, owns a share of
+the consistent-hash ring, fetches the blocks it owns from the origin object
+store once, and serves them to mounts and other nodes over the peer port.
+
+Volumes: a node serves the JuiceFS volumes it is given, each a name and a
+metadata URL (which may hold a password, so it never comes from argv):
+  --volumes-dir DIR            one file per volume: file name = volume name,
+                               content = metadata URL (a mounted Secret)
+  RINGCACHE_VOLUME_<NAME>=URL  environment; <NAME> is upper-cased, "_" in it
+                               stands for "-" in the volume name
+The node loads each volume's format (UUID, storage, bucket, credentials,
+block size) from its metadata engine and reads blocks from the real object
+store the way a JuiceFS client does.
+
+Cluster token: every peer call must carry it; it also keys gossip
+encryption. From --token-file or RINGCACHE_TOKEN_FILE (at least 16
+printable characters).
+
+Failure detection: with --gossip-profile lan a dead node is dropped from
+other nodes' rings within about 5-10 s (see the "failure_detection" log
+field at start); "local" is faster, for tests on one machine.
+
+Flags:
+`
+
+type serveFlags struct {
+	dataDir, nodeID, peerListen, gossipListen, httpListen, advertise string
+	seeds, volumesDir, tokenFile, gossipProfile, logLevel, logFormat string
+	capacity, minFree, originBandwidth                               int64
+	weight, originConcurrency, placementVersion, partitions          int
+	load                                                             float64
+}
+
+func (f *serveFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dataDir, "data-dir", "", "directory for blocks and the node ID (required; the NVMe hostPath)")
+	fs.Var(bytesize.Value{N: &f.capacity}, "capacity", "block bytes to keep, e.g. 500GiB (required)")
+	fs.Var(bytesize.Value{N: &f.minFree}, "min-free", "free space to leave on the data dir's file system (default 1GiB)")
+	fs.StringVar(&f.nodeID, "node-id", "", "stable ring ID (default: persisted in DATA_DIR/node-id)")
+	fs.IntVar(&f.weight, "weight", 0, "ring weight 1..8 (default: one per started 256 GiB of capacity)")
+	fs.StringVar(&f.peerListen, "listen", ":9700", "peer gRPC listen address")
+	fs.StringVar(&f.gossipListen, "gossip-listen", ":9701", "gossip (memberlist) listen address, TCP and UDP")
+	fs.StringVar(&f.httpListen, "http-listen", ":9702", `metrics and health listen address ("off" to disable)`)
+	fs.StringVar(&f.advertise, "advertise-addr", os.Getenv("POD_IP"), "IP other nodes and mounts reach this node at (env POD_IP)")
+	fs.StringVar(&f.seeds, "seeds", os.Getenv("RINGCACHE_SEEDS"), "comma-separated gossip seeds host:port, e.g. a headless Service (env RINGCACHE_SEEDS)")
+	fs.StringVar(&f.volumesDir, "volumes-dir", "", "directory with one metadata-URL file per volume")
+	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("RINGCACHE_TOKEN_FILE"), "file holding the cluster token (env RINGCACHE_TOKEN_FILE)")
+	fs.IntVar(&f.originConcurrency, "origin-concurrency", 16, "concurrent origin fetches on this node")
+	fs.Var(bytesize.Value{N: &f.originBandwidth}, "origin-bandwidth", "origin bytes per second on this node, e.g. 200MiB (0: unlimited)")
+	fs.StringVar(&f.gossipProfile, "gossip-profile", "lan", `gossip timing: "lan" or "local"`)
+	fs.IntVar(&f.placementVersion, "placement-version", 1, "placement parameters version; only equal versions share a ring")
+	fs.IntVar(&f.partitions, "partitions", 7919, "ring partitions (cluster-wide)")
+	fs.Float64Var(&f.load, "load", 1.25, "bounded-load factor (cluster-wide)")
+	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&f.logFormat, "log-format", "json", "json or text")
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveHelp)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	logger, err := newLogger(stderr, f.logLevel, f.logFormat)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	o, err := f.options(os.Environ())
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	o.Logger = logger
+	n, err := node.Start(ctx, o)
+	if err != nil {
+		return err
+	}
+	werr := n.Wait(ctx)
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), o.ShutdownGrace+5*time.Second)
+	defer cancel()
+	return errors.Join(werr, n.Shutdown(sctx))
+}
+
+// options turns flags and environment into node options.
+func (f *serveFlags) options(environ []string) (node.Options, error) {
+	o := node.Options{
+		DataDir: f.dataDir, NodeID: f.nodeID, CapacityBytes: f.capacity, MinFreeBytes: f.minFree,
+		Weight: f.weight, PeerListen: f.peerListen, GossipListen: f.gossipListen,
+		HTTPListen: f.httpListen, AdvertiseAddr: f.advertise, GossipProfile: f.gossipProfile,
+		OriginConcurrency: f.originConcurrency, OriginBandwidth: f.originBandwidth,
+		PlacementVersion: f.placementVersion,
+	}
+	o.Placement.PartitionCount, o.Placement.Load = f.partitions, f.load
+	if f.gossipProfile != "lan" && f.gossipProfile != "local" {
+		return o, fmt.Errorf("--gossip-profile must be lan or local, not %q", f.gossipProfile)
+	}
+	if f.originConcurrency < 1 {
+		return o, errors.New("--origin-concurrency must be at least 1")
+	}
+	for _, s := range strings.Split(f.seeds, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			o.Seeds = append(o.Seeds, s)
+		}
+	}
+	if f.tokenFile == "" {
+		return o, errors.New("--token-file (or RINGCACHE_TOKEN_FILE) is required")
+	}
+	tok, err := peer.LoadToken(f.tokenFile)
+	if err != nil {
+		return o, err
+	}
+	o.Token = tok
+	vols, err := loadVolumes(f.volumesDir, environ)
+	if err != nil {
+		return o, err
+	}
+	o.Volumes = vols
+	if err := o.Validate(); err != nil {
+		return o, err
+	}
+	return o, nil
+}
+
+const volumeEnvPrefix = "RINGCACHE_VOLUME_"
+
+// loadVolumes reads volume sources from dir and the environment.
+func loadVolumes(dir string, environ []string) ([]node.VolumeSource, error) {
+	byName := map[string]string{}
+	if dir != "" {
+		entries, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("volumes dir: %w", err)
+		}
+		for _, e := range entries {
+			// Kubernetes Secret volumes hold ..data and ..<timestamp> links.
+			if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
+				continue
+			}
+			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				return nil, fmt.Errorf("volume %q: %w", e.Name(), err)
+			}
+			if byName[e.Name()] = strings.TrimSpace(string(b)); byName[e.Name()] == "" {
+				return nil, fmt.Errorf("volume %q: metadata url file is empty", e.Name())
+			}
+		}
+	}
+	for _, kv := range environ {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !strings.HasPrefix(k, volumeEnvPrefix) || len(k) == len(volumeEnvPrefix) {
+			continue
+		}
+		name := strings.ReplaceAll(strings.ToLower(strings.TrimPrefix(k, volumeEnvPrefix)), "_", "-")
+		if _, dup := byName[name]; dup {
+			return nil, fmt.Errorf("volume %q is configured both in the volumes dir and in %s", name, k)
+		}
+		if byName[name] = strings.TrimSpace(v); byName[name] == "" {
+			return nil, fmt.Errorf("volume %q: %s is empty", name, k)
+		}
+	}
+	if len(byName) == 0 {
+		return nil, errors.New("no volumes: give --volumes-dir or RINGCACHE_VOLUME_<NAME> variables")
+	}
+	var out []node.VolumeSource
+	for name, url := range byName {
+		out = append(out, node.VolumeSource{Name: name, MetaURL: url})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %v", err)
+	}
+	ho := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, ho)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, ho)), nil
+	}
+	return nil, fmt.Errorf("--log-format must be json or text, not %q", format)
+}
