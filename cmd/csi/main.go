@@ -1,0 +1,67 @@
+// Command csi is the ringcache CSI plugin's binary. Today it holds the
+// mount process: a JuiceFS v1.3.1 client, built from the JuiceFS library,
+// in which the ring storage is registered, that mounts a volume (or one
+// directory of it) read-only with the volume's data reached through the
+// ring. The CSI services (identity, controller, node) are not built yet.
+//
+//	csi mount [flags] MOUNTPOINT   mount a volume read-only through the ring
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const usage = `csi: the ringcache CSI plugin binary.
+
+Usage:
+  csi mount [flags] MOUNTPOINT   mount a JuiceFS volume read-only through the ring
+  csi help  COMMAND
+
+The CSI services are not implemented yet.
+`
+
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "mount":
+		err = runMount(ctx, rest, stderr)
+	case "help", "-h", "--help":
+		if len(rest) == 1 {
+			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)
+		}
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "csi: unknown command %q\n\n%s", cmd, usage)
+		return 2
+	}
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.Is(err, errUsage):
+		fmt.Fprintf(stderr, "csi %s: %v\n", args[0], err)
+		return 2
+	default:
+		fmt.Fprintf(stderr, "csi %s: %v\n", args[0], err)
+		return 1
+	}
+}

@@ -1,0 +1,505 @@
+// Package ringstore owns the ring-backed object storage that JuiceFS
+// clients (ringcache mounts) use for a volume's data: an implementation of
+// JuiceFS v1.3.1's object.ObjectStorage whose Get of a data block goes to the
+// block's owners on the ring, hedges a slow owner, and falls back to the
+// origin object store, so a read succeeds whenever the origin is reachable.
+// Everything that is not a block read (writes, deletes, lists, heads and
+// reads of other objects) goes to the origin unchanged.
+//
+// The store learns the ring from the cache node on its own host, polling its
+// Status; when that node is down it keeps its last view, and with no view at
+// all it reads from the origin.
+package ringstore
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/juicedata/juicefs/pkg/object"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringcache/ringcache/pkg/juice"
+	"github.com/ringcache/ringcache/pkg/peer"
+	"github.com/ringcache/ringcache/pkg/ring"
+)
+
+// Options configures a Store.
+type Options struct {
+	// Origin is the volume's real object store, without the volume-name
+	// prefix (JuiceFS adds it above this store). Required.
+	Origin object.ObjectStorage
+	// LocalNode is the peer address of the cache node on this host. Required.
+	LocalNode string
+	// Token is the cluster token. Required.
+	Token []byte
+	// Volume is the volume's UUID. Required.
+	Volume string
+	// Prefix is the volume's key prefix, "<format name>/". Required.
+	Prefix string
+	// Owners is how many ranked owners a read tries before the origin
+	// (default 2).
+	Owners int
+	// AttemptTimeout bounds one owner's answer, including a cold fetch it
+	// makes from the origin (default 30s).
+	AttemptTimeout time.Duration
+	// HedgeMin and HedgeMax clamp the hedging delay (default 50ms, 5s). The
+	// delay is HedgeFactor (default 2) times the 95th percentile of recent
+	// owner latencies.
+	HedgeMin, HedgeMax time.Duration
+	HedgeFactor        float64
+	// HedgeBudget is the largest fraction of reads that may be hedged
+	// (default 0.1), so a slow ring does not double the load on the origin.
+	HedgeBudget float64
+	// RefreshInterval is how often the ring view is refreshed from the
+	// local node (default 1s).
+	RefreshInterval time.Duration
+	// Logger receives structured logs (default: discard).
+	Logger *slog.Logger
+	// Registerer receives metrics (optional).
+	Registerer prometheus.Registerer
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Validate fills defaults and checks o.
+func (o *Options) Validate() error {
+	var errs []error
+	if o.Origin == nil {
+		errs = append(errs, errors.New("origin is required"))
+	}
+	if o.LocalNode == "" {
+		errs = append(errs, errors.New("local node address is required"))
+	}
+	if err := peer.ValidateToken(o.Token); err != nil {
+		errs = append(errs, err)
+	}
+	if o.Volume == "" || o.Prefix == "" || !strings.HasSuffix(o.Prefix, "/") {
+		errs = append(errs, errors.New(`volume uuid and a prefix ending in "/" are required`))
+	}
+	if o.Owners == 0 {
+		o.Owners = 2
+	}
+	if o.AttemptTimeout == 0 {
+		o.AttemptTimeout = 30 * time.Second
+	}
+	if o.HedgeMin == 0 {
+		o.HedgeMin = 50 * time.Millisecond
+	}
+	if o.HedgeMax == 0 {
+		o.HedgeMax = 5 * time.Second
+	}
+	if o.HedgeFactor == 0 {
+		o.HedgeFactor = 2
+	}
+	if o.HedgeBudget == 0 {
+		o.HedgeBudget = 0.1
+	}
+	if o.RefreshInterval == 0 {
+		o.RefreshInterval = time.Second
+	}
+	if o.Owners < 1 || o.AttemptTimeout < 0 || o.HedgeMin < 0 || o.HedgeMax < o.HedgeMin || o.HedgeFactor < 1 || o.HedgeBudget < 0 || o.HedgeBudget > 1 || o.RefreshInterval < 0 {
+		errs = append(errs, errors.New("owners >= 1, non-negative timeouts, hedge min <= max, hedge factor >= 1 and a hedge budget in [0,1] are required"))
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return errors.Join(errs...)
+}
+
+// Stats counts a store's reads by where their bytes came from.
+type Stats struct {
+	LocalReads, LocalBytes   int64 // served by the cache node on this host
+	PeerReads, PeerBytes     int64 // served by other cache nodes
+	OriginReads, OriginBytes int64 // block reads served by the origin directly
+	Fallbacks                int64 // owner attempts that failed and passed the read on
+	Hedges                   int64 // second requests sent because an owner was slow
+	ChecksumErrors           int64 // responses refused because their bytes did not match
+	PassThrough              int64 // calls for other objects, sent to the origin unchanged
+}
+
+type counters struct {
+	localReads, localBytes, peerReads, peerBytes, originReads, originBytes,
+	fallbacks, hedges, checksumErrors, passThrough atomic.Int64
+}
+
+// view is an immutable ring view with a client per member.
+type view struct {
+	epoch     uint64
+	placement *ring.Placement
+	clients   map[string]*peer.Client // by peer address
+}
+
+// Store is the ring-backed object storage of one volume.
+type Store struct {
+	object.ObjectStorage // the origin: every call not overridden goes there
+
+	o       Options
+	log     *slog.Logger
+	local   *peer.Client
+	view    atomic.Pointer[view]
+	mu      sync.Mutex // guards clients
+	clients map[string]*peer.Client
+	lat     *latencies
+	reads   atomic.Int64
+	c       counters
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+// New returns a store and starts refreshing its ring view. It does not
+// wait for the local node: until a view arrives, reads go to the origin.
+func New(o Options) (*Store, error) {
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("ring storage: %w", err)
+	}
+	local, err := peer.Dial(o.LocalNode, peer.ClientOptions{Token: o.Token, AcceptS2: true})
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{
+		ObjectStorage: o.Origin, o: o, log: o.Logger, local: local,
+		clients: map[string]*peer.Client{o.LocalNode: local},
+		lat:     newLatencies(256), done: make(chan struct{}),
+	}
+	if o.Registerer != nil {
+		if err = registerMetrics(o.Registerer, s); err != nil {
+			local.Close()
+			return nil, err
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	s.refresh(ctx)
+	go s.refreshLoop(ctx)
+	return s, nil
+}
+
+// String describes the store without secrets.
+func (s *Store) String() string {
+	return fmt.Sprintf("ringcache://%s/(origin %s)", s.o.LocalNode, s.o.Origin)
+}
+
+// Shutdown stops the refresh loop and closes connections.
+func (s *Store) Shutdown() {
+	s.cancel()
+	<-s.done
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, c := range s.clients {
+		c.Close()
+	}
+	object.Shutdown(s.o.Origin)
+}
+
+// Stats returns a snapshot of the store's counters.
+func (s *Store) Stats() Stats {
+	return Stats{
+		LocalReads: s.c.localReads.Load(), LocalBytes: s.c.localBytes.Load(),
+		PeerReads: s.c.peerReads.Load(), PeerBytes: s.c.peerBytes.Load(),
+		OriginReads: s.c.originReads.Load(), OriginBytes: s.c.originBytes.Load(),
+		Fallbacks: s.c.fallbacks.Load(), Hedges: s.c.hedges.Load(),
+		ChecksumErrors: s.c.checksumErrors.Load(), PassThrough: s.c.passThrough.Load(),
+	}
+}
+
+// Members returns the peer addresses in the current view (for probes and
+// status).
+func (s *Store) Members() []string {
+	v := s.view.Load()
+	if v == nil {
+		return nil
+	}
+	var out []string
+	for _, m := range v.placement.Members() {
+		out = append(out, m.Addr)
+	}
+	return out
+}
+
+func (s *Store) refreshLoop(ctx context.Context) {
+	defer close(s.done)
+	t := time.NewTicker(s.o.RefreshInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.refresh(ctx)
+		}
+	}
+}
+
+// refresh asks the local node for its ring and swaps the view when it
+// changed. On error the last view stays.
+func (s *Store) refresh(ctx context.Context) {
+	cctx, cancel := context.WithTimeout(ctx, max(s.o.RefreshInterval, time.Second))
+	defer cancel()
+	st, err := s.local.Status(cctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Debug("ring view refresh failed, keeping the last view", "node", s.o.LocalNode, "err", err)
+		}
+		return
+	}
+	old := s.view.Load()
+	members := make([]ring.Member, 0, len(st.Members))
+	for _, m := range st.Members {
+		members = append(members, ring.Member{ID: m.Id, Addr: m.Addr, Weight: int(m.Weight), PlacementVersion: int(m.PlacementVersion)})
+	}
+	if old != nil && sameMembers(old.placement.Members(), members) {
+		return
+	}
+	p, err := ring.NewPlacement(ring.Config{PartitionCount: int(st.PartitionCount), Load: st.Load}, members)
+	if err != nil {
+		s.log.Warn("cannot build placement from the local node's view", "err", err)
+		return
+	}
+	v := &view{placement: p, clients: map[string]*peer.Client{}}
+	if old != nil {
+		v.epoch = old.epoch + 1
+	}
+	s.mu.Lock()
+	for _, m := range members {
+		c, ok := s.clients[m.Addr]
+		if !ok {
+			if c, err = peer.Dial(m.Addr, peer.ClientOptions{Token: s.o.Token, AcceptS2: true}); err != nil {
+				s.log.Warn("dial peer", "addr", m.Addr, "err", err)
+				continue
+			}
+			s.clients[m.Addr] = c
+		}
+		v.clients[m.Addr] = c
+	}
+	s.mu.Unlock()
+	s.view.Store(v)
+	s.log.Info("ring view updated", "members", len(members), "node_epoch", st.RingEpoch)
+}
+
+func sameMembers(a, b []ring.Member) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	set := make(map[ring.Member]bool, len(a))
+	for _, m := range a {
+		set[m] = true
+	}
+	for _, m := range b {
+		if !set[m] {
+			return false
+		}
+	}
+	return true
+}
+
+// Get implements object.ObjectStorage. Data blocks of the volume are read
+// through the ring; anything else comes from the origin.
+func (s *Store) Get(key string, off, limit int64, getters ...object.AttrGetter) (io.ReadCloser, error) {
+	block, ok := strings.CutPrefix(key, s.o.Prefix)
+	if ok {
+		_, err := juice.ParseBlockKey(block)
+		ok = err == nil
+	}
+	if !ok {
+		s.c.passThrough.Add(1)
+		return s.o.Origin.Get(key, off, limit, getters...)
+	}
+	data, err := s.read(context.Background(), key, block, off, limit)
+	if err != nil {
+		return nil, err
+	}
+	return io.NopCloser(bytes.NewReader(data)), nil
+}
+
+type source int
+
+const (
+	srcLocal source = iota
+	srcPeer
+	srcOrigin
+)
+
+type attempt struct {
+	src    source
+	client *peer.Client // nil for the origin
+}
+
+type result struct {
+	data []byte
+	a    attempt
+	err  error
+	took time.Duration
+}
+
+// read tries the block's owners in rank order, then the origin. The next
+// candidate starts when the current one fails, or, as a hedge, when it is
+// slower than the hedging delay and the hedge budget allows; the first
+// answer wins and the others are cancelled.
+func (s *Store) read(ctx context.Context, key, block string, off, limit int64) ([]byte, error) {
+	s.reads.Add(1)
+	cands := s.candidates(block)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan result, len(cands))
+	next, running := 0, 0
+	start := func() {
+		a := cands[next]
+		next++
+		running++
+		go func() { results <- s.try(ctx, a, key, block, off, limit) }()
+	}
+	start()
+	hedge := time.NewTimer(s.hedgeDelay())
+	defer hedge.Stop()
+	var errs []error
+	for running > 0 {
+		select {
+		case r := <-results:
+			running--
+			if r.err == nil {
+				s.account(r)
+				return r.data, nil
+			}
+			errs = append(errs, r.err)
+			if errors.Is(r.err, peer.ErrChecksum) {
+				s.c.checksumErrors.Add(1)
+			}
+			if r.a.client != nil {
+				s.c.fallbacks.Add(1)
+				s.log.Debug("owner failed, trying the next", "owner", r.a.client.Addr(), "key", block, "err", r.err)
+			}
+			if next < len(cands) && running == 0 {
+				start()
+			}
+		case <-hedge.C:
+			if next < len(cands) && s.hedgeAllowed() {
+				s.c.hedges.Add(1)
+				start()
+				hedge.Reset(s.hedgeDelay())
+			}
+		}
+	}
+	return nil, fmt.Errorf("read %s: every owner and the origin failed: %w", key, errors.Join(errs...))
+}
+
+// candidates are the block's owners in rank order, then the origin.
+func (s *Store) candidates(block string) []attempt {
+	var out []attempt
+	if v := s.view.Load(); v != nil {
+		for _, m := range v.placement.Owners(peer.RingKey(s.o.Volume, block), s.o.Owners) {
+			c := v.clients[m.Addr]
+			if c == nil {
+				continue
+			}
+			src := srcPeer
+			if m.Addr == s.o.LocalNode {
+				src = srcLocal
+			}
+			out = append(out, attempt{src: src, client: c})
+		}
+	}
+	return append(out, attempt{src: srcOrigin})
+}
+
+func (s *Store) try(ctx context.Context, a attempt, key, block string, off, limit int64) result {
+	start := s.o.Now()
+	if a.client == nil {
+		data, err := s.getOrigin(ctx, key, off, limit)
+		return result{data: data, a: a, err: err, took: s.o.Now().Sub(start)}
+	}
+	actx, cancel := context.WithTimeout(ctx, s.o.AttemptTimeout)
+	defer cancel()
+	data, _, err := a.client.Read(actx, s.o.Volume, block, off, limit)
+	took := s.o.Now().Sub(start)
+	if err == nil {
+		s.lat.add(took)
+	}
+	return result{data: data, a: a, err: err, took: took}
+}
+
+// getOrigin reads the range from the origin. The JuiceFS object clients
+// take no context; a cancelled hedge closes the body instead.
+func (s *Store) getOrigin(ctx context.Context, key string, off, limit int64) ([]byte, error) {
+	rc, err := s.o.Origin.Get(key, off, limit)
+	if err != nil {
+		return nil, err
+	}
+	stop := context.AfterFunc(ctx, func() { rc.Close() })
+	defer stop()
+	defer rc.Close()
+	return io.ReadAll(rc)
+}
+
+func (s *Store) account(r result) {
+	n := int64(len(r.data))
+	switch r.a.src {
+	case srcLocal:
+		s.c.localReads.Add(1)
+		s.c.localBytes.Add(n)
+	case srcPeer:
+		s.c.peerReads.Add(1)
+		s.c.peerBytes.Add(n)
+	case srcOrigin:
+		s.c.originReads.Add(1)
+		s.c.originBytes.Add(n)
+	}
+}
+
+// hedgeDelay is HedgeFactor × p95 of recent owner latencies, clamped.
+func (s *Store) hedgeDelay() time.Duration {
+	p95, ok := s.lat.quantile(0.95)
+	if !ok {
+		return s.o.HedgeMax
+	}
+	d := time.Duration(float64(p95) * s.o.HedgeFactor)
+	return min(max(d, s.o.HedgeMin), s.o.HedgeMax)
+}
+
+// hedgeAllowed keeps hedges under HedgeBudget of all reads.
+func (s *Store) hedgeAllowed() bool {
+	return float64(s.c.hedges.Load()+1) <= s.o.HedgeBudget*float64(s.reads.Load())+1
+}
+
+// latencies keeps a ring buffer of recent successful owner latencies.
+type latencies struct {
+	mu  sync.Mutex
+	buf []time.Duration
+	n   int
+}
+
+func newLatencies(size int) *latencies { return &latencies{buf: make([]time.Duration, size)} }
+
+func (l *latencies) add(d time.Duration) {
+	l.mu.Lock()
+	l.buf[l.n%len(l.buf)] = d
+	l.n++
+	l.mu.Unlock()
+}
+
+// quantile returns the q-quantile of the recorded latencies, or false
+// with fewer than 16 samples.
+func (l *latencies) quantile(q float64) (time.Duration, bool) {
+	l.mu.Lock()
+	n := min(l.n, len(l.buf))
+	if n < 16 {
+		l.mu.Unlock()
+		return 0, false
+	}
+	s := make([]time.Duration, n)
+	copy(s, l.buf[:n])
+	l.mu.Unlock()
+	slices.Sort(s)
+	return s[int(q*float64(n-1))], true
+}
