@@ -4,22 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/juicedata/juicefs/pkg/meta"
 	"github.com/juicedata/juicefs/pkg/object"
 
+	"github.com/ringcache/ringcache/internal/cluster"
 	"github.com/ringcache/ringcache/internal/juicetest"
 	"github.com/ringcache/ringcache/internal/realtest"
-	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
@@ -45,10 +40,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-const testToken = "e2e-cluster-token-0123456789"
+const testToken = cluster.Token
 
-// env is one test's origin: Redis, MinIO, a counting proxy, and a volume.
+// env is one test's deployment: Redis, MinIO, a counting proxy, a volume,
+// and the nodes and mounts the test starts (internal/cluster).
 type env struct {
+	c       *cluster.Env
 	redis   *realtest.Redis
 	minio   *realtest.MinIO
 	proxy   *realtest.OriginProxy
@@ -57,49 +54,31 @@ type env struct {
 	direct  object.ObjectStorage // the volume's objects, straight from MinIO
 	token   string               // path of the token file
 	files   map[string][]byte    // what was written, by path
+	t       *testing.T
+	mounts  int
 }
 
 func newEnv(t *testing.T, fo juicetest.FormatOptions) *env {
 	t.Helper()
-	e := &env{redis: realtest.StartRedis(t), minio: realtest.StartMinIO(t)}
-	e.proxy = realtest.StartOriginProxy(t, e.minio.Addr)
-	e.metaURL = e.redis.NewDB(t)
-	if fo.Name == "" {
-		fo.Name = "models"
-	}
-	fo.MetaURL = e.metaURL
-	fo.Bucket = "http://" + e.proxy.Addr + "/ringcache"
-	fo.AccessKey, fo.SecretKey = e.minio.AccessKey, e.minio.SecretKey
-	f, err := juicetest.Format(context.Background(), fo)
+	c, err := cluster.Start(context.Background(), cluster.Options{Dir: t.TempDir(), Bin: binDir, Volume: fo})
 	if err != nil {
-		t.Fatalf("format: %v", err)
-	}
-	e.format = f
-	df := *f
-	df.Bucket = "http://" + e.minio.Addr + "/ringcache"
-	if e.direct, err = juice.OpenOrigin(&df); err != nil {
+		if errorsIsMissing(err) {
+			realtest.Missing(t, "%v", err)
+		}
 		t.Fatal(err)
 	}
-	e.token = filepath.Join(t.TempDir(), "token")
-	if err := os.WriteFile(e.token, []byte(testToken+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	e.files = map[string][]byte{}
-	return e
+	t.Cleanup(c.Close)
+	return &env{c: c, redis: c.Redis, minio: c.MinIO, proxy: c.Proxy, metaURL: c.MetaURL,
+		format: c.Format, direct: c.Direct, token: c.TokenFile, files: map[string][]byte{}, t: t}
 }
 
 // write writes files into the volume with a separate read-write client.
 func (e *env) write(t *testing.T, files map[string][]byte) {
 	t.Helper()
-	w, err := juicetest.OpenWriter(context.Background(), e.metaURL)
-	if err != nil {
+	if err := e.c.Write(context.Background(), files); err != nil {
 		t.Fatal(err)
 	}
-	defer w.Close()
 	for p, b := range files {
-		if err := w.WriteFile(p, b); err != nil {
-			t.Fatal(err)
-		}
 		e.files[p] = b
 	}
 }
@@ -107,36 +86,18 @@ func (e *env) write(t *testing.T, files map[string][]byte) {
 // blocks lists the volume's data block keys with their bytes as stored.
 func (e *env) blocks(t *testing.T) map[string][]byte {
 	t.Helper()
-	objs, err := object.ListAll(e.direct, "chunks/", "", true)
+	b, err := e.c.Blocks()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string][]byte{}
-	for o := range objs {
-		if o == nil || o.IsDir() {
-			continue
-		}
-		rc, err := e.direct.Get(o.Key(), 0, -1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := io.ReadAll(rc)
-		rc.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		out[o.Key()] = b
-	}
-	if len(out) == 0 {
+	if len(b) == 0 {
 		t.Fatal("volume has no blocks")
 	}
-	return out
+	return b
 }
 
 // originGets is the number of origin GETs of the volume's block key.
-func (e *env) originGets(key string) int {
-	return e.proxy.Gets()[e.format.Name+"/"+key]
-}
+func (e *env) originGets(key string) int { return e.c.OriginGets(key) }
 
 func randomBytes(t *testing.T, n int) []byte {
 	b := make([]byte, n)
@@ -148,94 +109,42 @@ func randomBytes(t *testing.T, n int) []byte {
 
 // cacheNode is one cachenode process.
 type cacheNode struct {
+	*cluster.Node
 	t                              *testing.T
 	name, dataDir                  string
 	peerAddr, gossipAddr, httpAddr string
-	seeds                          []string
-	e                              *env
-	cmd                            *exec.Cmd
-	logPath                        string
-	exited                         chan struct{}
 }
 
-func (e *env) startNode(t *testing.T, name string, seeds []string) *cacheNode {
+func (e *env) startNode(t *testing.T, name string, seeds []string, args ...string) *cacheNode {
 	t.Helper()
-	n := &cacheNode{
-		t: t, name: name, e: e, seeds: seeds,
-		dataDir:    filepath.Join(t.TempDir(), name),
-		peerAddr:   fmt.Sprintf("127.0.0.1:%d", realtest.FreePort(t)),
-		gossipAddr: fmt.Sprintf("127.0.0.1:%d", realtest.FreePort(t)),
-		httpAddr:   fmt.Sprintf("127.0.0.1:%d", realtest.FreePort(t)),
-	}
-	n.logPath = n.dataDir + ".log"
-	n.start()
-	t.Cleanup(func() {
-		n.kill()
-		if t.Failed() {
-			b, _ := os.ReadFile(n.logPath)
-			if len(b) > 6000 {
-				b = b[len(b)-6000:]
-			}
-			t.Logf("--- %s log ---\n%s", n.name, b)
-		}
-	})
-	return n
-}
-
-func (n *cacheNode) start() {
-	t := n.t
-	t.Helper()
-	logf, err := os.OpenFile(n.logPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	n, err := e.c.NewNode(name, seeds, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer logf.Close()
-	n.cmd = exec.Command(filepath.Join(binDir, "cachenode"), "serve",
-		"--data-dir", n.dataDir, "--capacity", "1GiB", "--min-free", "64MiB",
-		"--listen", n.peerAddr, "--gossip-listen", n.gossipAddr, "--http-listen", n.httpAddr,
-		"--seeds", strings.Join(n.seeds, ","), "--token-file", n.e.token,
-		"--gossip-profile", "local", "--log-format", "text", "--node-id", n.name)
-	n.cmd.Env = append(os.Environ(), "RINGCACHE_VOLUME_MODELS="+n.e.metaURL)
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	if err := n.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	n.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(n.cmd, n.exited)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		resp, err := http.Get("http://" + n.httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return
-			}
+	cn := &cacheNode{Node: n, t: t, name: name, dataDir: n.DataDir, peerAddr: n.PeerAddr, gossipAddr: n.GossipAddr, httpAddr: n.HTTPAddr}
+	t.Cleanup(func() {
+		n.Kill()
+		if t.Failed() {
+			t.Logf("--- %s log ---\n%s", name, n.LogTail(6000))
 		}
-		select {
-		case <-n.exited:
-			b, _ := os.ReadFile(n.logPath)
-			t.Fatalf("%s exited during start:\n%s", n.name, b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after 60s", n.name)
-		}
-		time.Sleep(50 * time.Millisecond)
+	})
+	cn.start()
+	return cn
+}
+
+func (n *cacheNode) start() {
+	n.t.Helper()
+	if err := n.Start(); err != nil {
+		n.t.Fatal(err)
 	}
 }
 
 // kill sends SIGKILL and waits for the process to exit.
-func (n *cacheNode) kill() {
-	if n.cmd == nil || n.cmd.Process == nil {
-		return
-	}
-	n.cmd.Process.Signal(syscall.SIGKILL)
-	<-n.exited
-}
+func (n *cacheNode) kill() { n.Kill() }
 
 func (n *cacheNode) client(t *testing.T) *peer.Client {
 	t.Helper()
-	c, err := peer.Dial(n.peerAddr, peer.ClientOptions{Token: []byte(testToken), AcceptS2: true})
+	c, err := n.Client()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,26 +156,9 @@ func (n *cacheNode) client(t *testing.T) *peer.Client {
 // returns its placement.
 func (n *cacheNode) waitMembers(t *testing.T, want int, timeout time.Duration) (*ring.Placement, time.Duration) {
 	t.Helper()
-	c := n.client(t)
-	start := time.Now()
-	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		st, err := c.Status(ctx)
-		cancel()
-		if err == nil && len(st.Members) == want {
-			var ms []ring.Member
-			for _, m := range st.Members {
-				ms = append(ms, ring.Member{ID: m.Id, Addr: m.Addr, Weight: int(m.Weight), PlacementVersion: int(m.PlacementVersion)})
-			}
-			p, err := ring.NewPlacement(ring.Config{PartitionCount: int(st.PartitionCount), Load: st.Load}, ms)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return p, time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: ring has not %d members after %v (last: %v, err %v)", n.name, want, timeout, st.GetMembers(), err)
-		}
-		time.Sleep(20 * time.Millisecond)
+	p, took, err := n.WaitMembers(context.Background(), want, timeout)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return p, took
 }

@@ -33,6 +33,20 @@ type OriginProxy struct {
 // StartOriginProxy proxies to target (host:port) until the test ends.
 func StartOriginProxy(t testing.TB, target string) *OriginProxy {
 	t.Helper()
+	p, err := RunOriginProxy(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// Close stops the proxy.
+func (p *OriginProxy) Close() { p.srv.Close() }
+
+// RunOriginProxy proxies to target (host:port) on a free loopback port
+// until Close.
+func RunOriginProxy(target string) (*OriginProxy, error) {
 	u := &url.URL{Scheme: "http", Host: target}
 	p := &OriginProxy{gets: make(map[string]int)}
 	rp := &httputil.ReverseProxy{
@@ -50,7 +64,7 @@ func StartOriginProxy(t testing.TB, target string) *OriginProxy {
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p.Addr = l.Addr().String()
 	p.srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -69,8 +83,7 @@ func StartOriginProxy(t testing.TB, target string) *OriginProxy {
 		rp.ServeHTTP(w, r)
 	})}
 	go p.srv.Serve(l)
-	t.Cleanup(func() { p.srv.Close() })
-	return p
+	return p, nil
 }
 
 // Throttle sets the latency added to each request and the bandwidth cap

@@ -1,16 +1,17 @@
-// Package realtest starts the real servers that ringcache's tests run
-// against, each on its own loopback port and directory: a Redis server (the
-// JuiceFS metadata engine), a MinIO server (the S3 origin) and an origin
-// proxy in front of MinIO that counts requests and can add object-store-like
-// latency and a bandwidth cap. It is for tests only.
+// Package realtest starts the real servers that ringcache's tests, demo and
+// benchmarks run against, each on its own loopback port and directory: a
+// Redis server (the JuiceFS metadata engine), a MinIO server (the S3
+// origin) and an origin proxy in front of MinIO that counts requests and can
+// add object-store-like latency and a bandwidth cap.
 //
-// Binaries are found through environment variables set by the test command
-// (scripts/test.sh), then on PATH and in the version-keyed cache directory.
-// When one is missing the test is skipped, unless RINGCACHE_REQUIRE_REAL=1
-// (CI), which makes it fail.
+// Binaries are found through environment variables set by scripts/deps.sh,
+// then on PATH and in the version-keyed cache directory. In tests, a missing
+// binary skips the test, unless RINGCACHE_REQUIRE_REAL=1 (the test
+// command), which makes it fail.
 package realtest
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -20,8 +21,11 @@ import (
 	"time"
 )
 
-// MinIOVersion is the MinIO module version the test command builds.
+// MinIOVersion is the MinIO module version scripts/deps.sh builds.
 const MinIOVersion = "v0.0.0-20260212201848-7aac2a2c5b7c"
+
+// ErrMissing is returned when a server binary cannot be found.
+var ErrMissing = errors.New("binary not found")
 
 // CacheDir is where the test command keeps slow one-time builds.
 func CacheDir() string {
@@ -32,22 +36,20 @@ func CacheDir() string {
 	return filepath.Join(home, ".cache", "ringcache")
 }
 
-// Binary finds a tool: $env, then PATH, then the cache directory.
-func Binary(t testing.TB, env, name string, cached ...string) string {
-	t.Helper()
+// FindBinary finds a tool: $env, then PATH, then the cached paths.
+func FindBinary(env, name string, cached ...string) (string, error) {
 	if p := os.Getenv(env); p != "" {
-		return p
+		return p, nil
 	}
 	if p, err := exec.LookPath(name); err == nil {
-		return p
+		return p, nil
 	}
 	for _, c := range cached {
 		if _, err := os.Stat(c); err == nil {
-			return c
+			return c, nil
 		}
 	}
-	Missing(t, "%s not found (set %s or run the test command in README.md)", name, env)
-	return ""
+	return "", fmt.Errorf("%w: %s (set %s or run scripts/deps.sh)", ErrMissing, name, env)
 }
 
 // Missing skips the test, or fails it when real components are required.
@@ -59,15 +61,36 @@ func Missing(t testing.TB, format string, args ...any) {
 	t.Skipf(format, args...)
 }
 
+// check ends a test on a start error: Missing for a missing binary, Fatal
+// otherwise.
+func check(t testing.TB, err error) {
+	t.Helper()
+	if errors.Is(err, ErrMissing) {
+		Missing(t, "%v", err)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
 // FreePort returns a free TCP port on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()
+	p, err := FreeTCPPort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// FreeTCPPort returns a free TCP port on 127.0.0.1.
+func FreeTCPPort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		t.Fatalf("free port: %v", err)
+		return 0, fmt.Errorf("free port: %w", err)
 	}
 	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // waitTCP waits until addr accepts connections.
@@ -86,27 +109,46 @@ func waitTCP(addr string, timeout time.Duration) error {
 	}
 }
 
-// logFile creates dir/name for a server's output.
-func logFile(t testing.TB, dir, name string) *os.File {
-	t.Helper()
-	f, err := os.Create(filepath.Join(dir, name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	return f
+// process is a started server with its log file.
+type process struct {
+	cmd     *exec.Cmd
+	LogPath string
 }
 
-// dumpOnFailure prints the tail of a server log when the test fails.
-func dumpOnFailure(t testing.TB, path string) {
+func startProcess(cmd *exec.Cmd, logPath string) (*process, error) {
+	f, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	cmd.Stdout, cmd.Stderr = f, f
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", cmd.Path, err)
+	}
+	return &process{cmd: cmd, LogPath: logPath}, nil
+}
+
+// Close kills the server and waits for it.
+func (p *process) Close() {
+	p.cmd.Process.Kill()
+	p.cmd.Wait()
+}
+
+// logTail returns the end of the server's log.
+func (p *process) logTail() string {
+	b, _ := os.ReadFile(p.LogPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// cleanup stops p when the test ends and prints its log if the test failed.
+func cleanup(t testing.TB, p *process) {
 	t.Cleanup(func() {
-		if !t.Failed() {
-			return
+		p.Close()
+		if t.Failed() {
+			t.Logf("--- %s ---\n%s", p.LogPath, p.logTail())
 		}
-		b, _ := os.ReadFile(path)
-		if len(b) > 4000 {
-			b = b[len(b)-4000:]
-		}
-		t.Logf("--- %s ---\n%s", path, b)
 	})
 }

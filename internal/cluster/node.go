@@ -1,0 +1,169 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ringcache/ringcache/internal/realtest"
+	"github.com/ringcache/ringcache/pkg/peer"
+	"github.com/ringcache/ringcache/pkg/ring"
+)
+
+// Node is one cachenode process.
+type Node struct {
+	Name, DataDir, LogPath         string
+	PeerAddr, GossipAddr, HTTPAddr string
+	Seeds                          []string
+	Args                           []string // extra serve flags
+	e                              *Env
+	cmd                            *exec.Cmd
+	exited                         chan struct{}
+}
+
+// NewNode prepares a node with free ports; Start runs it.
+func (e *Env) NewNode(name string, seeds []string, args ...string) (*Node, error) {
+	n := &Node{Name: name, e: e, Seeds: seeds, Args: args, DataDir: filepath.Join(e.Dir, name)}
+	n.LogPath = n.DataDir + ".log"
+	for _, a := range []*string{&n.PeerAddr, &n.GossipAddr, &n.HTTPAddr} {
+		p, err := realtest.FreeTCPPort()
+		if err != nil {
+			return nil, err
+		}
+		*a = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	e.onClose(n.Kill)
+	return n, nil
+}
+
+// StartNode prepares and starts a node.
+func (e *Env) StartNode(name string, seeds []string, args ...string) (*Node, error) {
+	n, err := e.NewNode(name, seeds, args...)
+	if err != nil {
+		return nil, err
+	}
+	return n, n.Start()
+}
+
+// Start runs the node and waits until it is ready.
+func (n *Node) Start() error {
+	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	args := append([]string{"serve",
+		"--data-dir", n.DataDir, "--capacity", "4GiB", "--min-free", "64MiB",
+		"--listen", n.PeerAddr, "--gossip-listen", n.GossipAddr, "--http-listen", n.HTTPAddr,
+		"--seeds", strings.Join(n.Seeds, ","), "--token-file", n.e.TokenFile,
+		"--gossip-profile", "local", "--log-format", "text", "--node-id", n.Name}, n.Args...)
+	n.cmd = exec.Command(filepath.Join(n.e.Bin, "cachenode"), args...)
+	n.cmd.Env = append(os.Environ(), "RINGCACHE_VOLUME_MODELS="+n.e.MetaURL)
+	n.cmd.Stdout, n.cmd.Stderr = logf, logf
+	if err := n.cmd.Start(); err != nil {
+		return err
+	}
+	n.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, done chan struct{}) { cmd.Wait(); close(done) }(n.cmd, n.exited)
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		resp, err := http.Get("http://" + n.HTTPAddr + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+		}
+		select {
+		case <-n.exited:
+			return fmt.Errorf("%s exited during start:\n%s", n.Name, n.LogTail(4000))
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s not ready after 60s", n.Name)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (n *Node) Kill() {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return
+	}
+	n.cmd.Process.Signal(syscall.SIGKILL)
+	<-n.exited
+}
+
+// LogTail returns the last max bytes of the node's log.
+func (n *Node) LogTail(max int) string {
+	b, _ := os.ReadFile(n.LogPath)
+	if len(b) > max {
+		b = b[len(b)-max:]
+	}
+	return string(b)
+}
+
+// Client dials the node with the cluster token.
+func (n *Node) Client() (*peer.Client, error) {
+	return peer.Dial(n.PeerAddr, peer.ClientOptions{Token: []byte(Token), AcceptS2: true})
+}
+
+// WaitMembers waits until the node's ring has exactly want members and
+// returns the placement it uses and how long it took.
+func (n *Node) WaitMembers(ctx context.Context, want int, timeout time.Duration) (*ring.Placement, time.Duration, error) {
+	c, err := n.Client()
+	if err != nil {
+		return nil, 0, err
+	}
+	defer c.Close()
+	start := time.Now()
+	for {
+		sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		st, err := c.Status(sctx)
+		cancel()
+		if err == nil && len(st.Members) == want {
+			var ms []ring.Member
+			for _, m := range st.Members {
+				ms = append(ms, ring.Member{ID: m.Id, Addr: m.Addr, Weight: int(m.Weight), PlacementVersion: int(m.PlacementVersion)})
+			}
+			p, err := ring.NewPlacement(ring.Config{PartitionCount: int(st.PartitionCount), Load: st.Load}, ms)
+			return p, time.Since(start), err
+		}
+		if time.Since(start) > timeout {
+			return nil, 0, fmt.Errorf("%s: ring has not %d members after %v (last: %v, err %v)", n.Name, want, timeout, st.GetMembers(), err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// StartNodes starts count nodes seeded from the first and waits until each
+// sees all of them.
+func (e *Env) StartNodes(ctx context.Context, count int, args ...string) ([]*Node, *ring.Placement, error) {
+	var nodes []*Node
+	var seeds []string
+	for i := range count {
+		n, err := e.StartNode(fmt.Sprintf("node-%d", i+1), seeds, args...)
+		if err != nil {
+			return nil, nil, err
+		}
+		if i == 0 {
+			seeds = []string{n.GossipAddr}
+		}
+		nodes = append(nodes, n)
+	}
+	var p *ring.Placement
+	for _, n := range nodes {
+		var err error
+		if p, _, err = n.WaitMembers(ctx, count, 30*time.Second); err != nil {
+			return nil, nil, err
+		}
+	}
+	return nodes, p, nil
+}
