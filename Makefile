@@ -1,5 +1,5 @@
 # ringcache: the commands a newcomer needs are `make test` and `make demo`.
-.PHONY: test build bench-go fmt
+.PHONY: test demo build bench-go fmt
 
 test:
 	scripts/test.sh
@@ -12,3 +12,6 @@ bench-go:
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')
+
+demo:
+	scripts/demo.sh
