@@ -51,13 +51,15 @@ type Options struct {
 	// AttemptTimeout bounds one owner's answer, including a cold fetch it
 	// makes from the origin (default 30s).
 	AttemptTimeout time.Duration
-	// HedgeMin and HedgeMax clamp the hedging delay (default 50ms, 5s). The
-	// delay is HedgeFactor (default 2) times the 95th percentile of recent
-	// owner latencies.
+	// HedgeMin and HedgeMax clamp the hedging delay (default 200ms, 5s).
+	// The delay is HedgeFactor (default 3) times the 95th percentile of
+	// recent owner latencies. A hedge that reaches an owner without the
+	// block costs an origin fetch, so the delay errs on the late side.
 	HedgeMin, HedgeMax time.Duration
 	HedgeFactor        float64
 	// HedgeBudget is the largest fraction of reads that may be hedged
-	// (default 0.1), so a slow ring does not double the load on the origin.
+	// (default 0.1; negative disables hedging), so a slow ring does not
+	// double the load on the origin.
 	HedgeBudget float64
 	// RefreshInterval is how often the ring view is refreshed from the
 	// local node (default 1s).
@@ -92,13 +94,13 @@ func (o *Options) Validate() error {
 		o.AttemptTimeout = 30 * time.Second
 	}
 	if o.HedgeMin == 0 {
-		o.HedgeMin = 50 * time.Millisecond
+		o.HedgeMin = 200 * time.Millisecond
 	}
 	if o.HedgeMax == 0 {
 		o.HedgeMax = 5 * time.Second
 	}
 	if o.HedgeFactor == 0 {
-		o.HedgeFactor = 2
+		o.HedgeFactor = 3
 	}
 	if o.HedgeBudget == 0 {
 		o.HedgeBudget = 0.1
@@ -106,8 +108,8 @@ func (o *Options) Validate() error {
 	if o.RefreshInterval == 0 {
 		o.RefreshInterval = time.Second
 	}
-	if o.Owners < 1 || o.AttemptTimeout < 0 || o.HedgeMin < 0 || o.HedgeMax < o.HedgeMin || o.HedgeFactor < 1 || o.HedgeBudget < 0 || o.HedgeBudget > 1 || o.RefreshInterval < 0 {
-		errs = append(errs, errors.New("owners >= 1, non-negative timeouts, hedge min <= max, hedge factor >= 1 and a hedge budget in [0,1] are required"))
+	if o.Owners < 1 || o.AttemptTimeout < 0 || o.HedgeMin < 0 || o.HedgeMax < o.HedgeMin || o.HedgeFactor < 1 || o.HedgeBudget > 1 || o.RefreshInterval < 0 {
+		errs = append(errs, errors.New("owners >= 1, non-negative timeouts, hedge min <= max, hedge factor >= 1 and a hedge budget <= 1 are required"))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -136,7 +138,11 @@ type counters struct {
 
 // view is an immutable ring view with a client per member.
 type view struct {
-	epoch     uint64
+	epoch uint64
+	// self is the local node's address as the ring knows it (the address
+	// it advertises), which may differ from Options.LocalNode (a mount
+	// names its node 127.0.0.1:9700, the ring knows it by its pod IP).
+	self      string
 	placement *ring.Placement
 	clients   map[string]*peer.Client // by peer address
 }
@@ -259,7 +265,7 @@ func (s *Store) refresh(ctx context.Context) {
 	for _, m := range st.Members {
 		members = append(members, ring.Member{ID: m.Id, Addr: m.Addr, Weight: int(m.Weight), PlacementVersion: int(m.PlacementVersion)})
 	}
-	if old != nil && sameMembers(old.placement.Members(), members) {
+	if old != nil && old.self == st.Addr && sameMembers(old.placement.Members(), members) {
 		return
 	}
 	p, err := ring.NewPlacement(ring.Config{PartitionCount: int(st.PartitionCount), Load: st.Load}, members)
@@ -267,12 +273,16 @@ func (s *Store) refresh(ctx context.Context) {
 		s.log.Warn("cannot build placement from the local node's view", "err", err)
 		return
 	}
-	v := &view{placement: p, clients: map[string]*peer.Client{}}
+	v := &view{self: st.Addr, placement: p, clients: map[string]*peer.Client{}}
 	if old != nil {
 		v.epoch = old.epoch + 1
 	}
 	s.mu.Lock()
 	for _, m := range members {
+		if m.Addr == st.Addr {
+			v.clients[m.Addr] = s.local // the local node, under its ring address
+			continue
+		}
 		c, ok := s.clients[m.Addr]
 		if !ok {
 			if c, err = peer.Dial(m.Addr, peer.ClientOptions{Token: s.o.Token, AcceptS2: true}); err != nil {
@@ -282,6 +292,14 @@ func (s *Store) refresh(ctx context.Context) {
 			s.clients[m.Addr] = c
 		}
 		v.clients[m.Addr] = c
+	}
+	// Close connections to nodes that left; a read still holding the old
+	// view gets an error from them and falls back.
+	for addr, c := range s.clients {
+		if _, ok := v.clients[addr]; !ok && c != s.local {
+			c.Close()
+			delete(s.clients, addr)
+		}
 	}
 	s.mu.Unlock()
 	s.view.Store(v)
@@ -315,6 +333,11 @@ func (s *Store) Get(key string, off, limit int64, getters ...object.AttrGetter) 
 	if !ok {
 		s.c.passThrough.Add(1)
 		return s.o.Origin.Get(key, off, limit, getters...)
+	}
+	if limit <= 0 {
+		// JuiceFS object stores read to the end for any limit <= 0; the
+		// peer protocol means that by -1 (0 is an empty range there).
+		limit = -1
 	}
 	data, err := s.read(context.Background(), key, block, off, limit)
 	if err != nil {
@@ -380,12 +403,13 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 				s.c.fallbacks.Add(1)
 				s.log.Debug("owner failed, trying the next", "owner", r.a.client.Addr(), "key", block, "err", r.err)
 			}
-			if next < len(cands) && running == 0 {
+			// A failed attempt passes the read on at once, even while a
+			// slower one is still running.
+			if next < len(cands) {
 				start()
 			}
 		case <-hedge.C:
-			if next < len(cands) && s.hedgeAllowed() {
-				s.c.hedges.Add(1)
+			if next < len(cands) && s.takeHedge() {
 				start()
 				hedge.Reset(s.hedgeDelay())
 			}
@@ -404,7 +428,7 @@ func (s *Store) candidates(block string) []attempt {
 				continue
 			}
 			src := srcPeer
-			if m.Addr == s.o.LocalNode {
+			if m.Addr == s.o.LocalNode || m.Addr == v.self {
 				src = srcLocal
 			}
 			out = append(out, attempt{src: src, client: c})
@@ -467,9 +491,21 @@ func (s *Store) hedgeDelay() time.Duration {
 	return min(max(d, s.o.HedgeMin), s.o.HedgeMax)
 }
 
-// hedgeAllowed keeps hedges under HedgeBudget of all reads.
-func (s *Store) hedgeAllowed() bool {
-	return float64(s.c.hedges.Load()+1) <= s.o.HedgeBudget*float64(s.reads.Load())+1
+// takeHedge counts a hedge if it keeps hedges within HedgeBudget of all
+// reads (plus one, so the first slow read can be hedged).
+func (s *Store) takeHedge() bool {
+	if s.o.HedgeBudget < 0 {
+		return false
+	}
+	for {
+		h := s.c.hedges.Load()
+		if float64(h+1) > s.o.HedgeBudget*float64(s.reads.Load())+1 {
+			return false
+		}
+		if s.c.hedges.CompareAndSwap(h, h+1) {
+			return true
+		}
+	}
 }
 
 // latencies keeps a ring buffer of recent successful owner latencies.
