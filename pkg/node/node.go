@@ -176,11 +176,11 @@ type Node struct {
 
 // Start opens the store, loads the volumes, starts the peer server and
 // joins the ring. The node runs until Shutdown.
-func Start(ctx context.Context, o Options) (n *Node, err error) {
+func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid options: %w", err)
 	}
-	n = &Node{o: o, log: o.Logger, done: make(chan struct{}), serveErr: make(chan error, 2)}
+	n := &Node{o: o, log: o.Logger, done: make(chan struct{}), serveErr: make(chan error, 2)}
 	defer func() {
 		if err != nil {
 			n.closeAll()
