@@ -32,7 +32,9 @@ func TestMountVolumeKinds(t *testing.T) {
 		{"hash-prefix", func(*testing.T) juicetest.FormatOptions { return juicetest.FormatOptions{HashPrefix: true} }},
 		{"block-size-1024", func(*testing.T) juicetest.FormatOptions { return juicetest.FormatOptions{BlockSize: 1024} }},
 		{"block-size-16384", func(*testing.T) juicetest.FormatOptions { return juicetest.FormatOptions{BlockSize: 16384} }},
-		{"encrypted", func(t *testing.T) juicetest.FormatOptions { return juicetest.FormatOptions{EncryptKeyPEM: rsaKeyPEM(t)} }},
+		{"encrypted", func(t *testing.T) juicetest.FormatOptions {
+			return juicetest.FormatOptions{EncryptKeyPEM: rsaKeyPEM(t)}
+		}},
 		{"encrypted-zstd-hash-prefix", func(t *testing.T) juicetest.FormatOptions {
 			return juicetest.FormatOptions{EncryptKeyPEM: rsaKeyPEM(t), Compression: "zstd", HashPrefix: true}
 		}},
