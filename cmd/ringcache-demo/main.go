@@ -39,7 +39,15 @@ type config struct {
 	shardSize, bandwidth   int64
 	latency                time.Duration
 	keep                   bool
+	skipOrigin             bool
+	mountArgs              stringList
 }
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint(*l) }
+func (l *stringList) Set(s string) error { *l = append(*l, s); return nil }
 
 func main() {
 	var c config
@@ -54,6 +62,8 @@ func main() {
 	flag.DurationVar(&c.latency, "origin-latency", 20*time.Millisecond, "latency the origin adds to every request")
 	flag.StringVar(&c.jsonOut, "json", "", "also write the results as JSON to this file")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	flag.BoolVar(&c.skipOrigin, "skip-origin", false, "skip the straight-from-origin phase")
+	flag.Var(&c.mountArgs, "mount-arg", "extra flag for every mount (repeatable), e.g. --mount-arg=--buffer-size=300")
 	flag.Parse()
 	if c.nodes < 1 || c.readers < 1 || c.shards < 1 || c.shardSize < 1<<20 {
 		fmt.Fprintln(os.Stderr, "ringcache-demo: --nodes, --readers and --shards must be >= 1 and --shard-size >= 1MiB")
@@ -79,6 +89,8 @@ type phase struct {
 	LocalBytes    float64 `json:"local_node_bytes"`
 	PeerBytes     float64 `json:"peer_bytes"`
 	DirectBytes   float64 `json:"origin_direct_bytes"`
+	Hedges        float64 `json:"hedges"`
+	Fallbacks     float64 `json:"fallbacks"`
 }
 
 func run(ctx context.Context, c config, out io.Writer) error {
@@ -129,15 +141,18 @@ func run(ctx context.Context, c config, out io.Writer) error {
 	}
 
 	var phases []phase
-	fmt.Fprintf(out, "\n%d readers read the whole model at once, straight from the origin...\n", c.readers)
-	p, err := readPhase(ctx, env, nodes, c, "straight from origin", true, sums, modelBytes)
-	if err != nil {
-		return err
+	if !c.skipOrigin {
+		fmt.Fprintf(out, "\n%d readers read the whole model at once, straight from the origin...\n", c.readers)
+		p, err := readPhase(ctx, env, nodes, c, "straight from origin", true, sums, modelBytes)
+		if err != nil {
+			return err
+		}
+		phases = append(phases, p)
 	}
-	phases = append(phases, p)
 	for _, name := range []string{"through the ring (cold)", "through the ring (warm)"} {
 		fmt.Fprintf(out, "%d readers read the whole model at once, %s...\n", c.readers, name)
-		if p, err = readPhase(ctx, env, nodes, c, name, false, sums, modelBytes); err != nil {
+		p, err := readPhase(ctx, env, nodes, c, name, false, sums, modelBytes)
+		if err != nil {
 			return err
 		}
 		phases = append(phases, p)
@@ -182,7 +197,7 @@ func readPhase(ctx context.Context, env *cluster.Env, nodes []*cluster.Node, c c
 		}
 	}()
 	for i := range c.readers {
-		o := cluster.MountOptions{Subdir: "/models/demo-llm/v1", Direct: direct}
+		o := cluster.MountOptions{Subdir: "/models/demo-llm/v1", Direct: direct, Args: c.mountArgs}
 		if !direct {
 			o.Node = nodes[i%len(nodes)]
 		}
@@ -218,7 +233,10 @@ func readPhase(ctx context.Context, env *cluster.Env, nodes []*cluster.Node, c c
 			l, _ := m.Metric("ringcache_mount_read_bytes_total", `source="local"`)
 			r, _ := m.Metric("ringcache_mount_read_bytes_total", `source="peer"`)
 			o, _ := m.Metric("ringcache_mount_read_bytes_total", `source="origin"`)
+			h, _ := m.Metric("ringcache_mount_hedges_total", "")
+			f, _ := m.Metric("ringcache_mount_fallbacks_total", "")
 			p.LocalBytes, p.PeerBytes, p.DirectBytes = p.LocalBytes+l, p.PeerBytes+r, p.DirectBytes+o
+			p.Hedges, p.Fallbacks = p.Hedges+h, p.Fallbacks+f
 		}
 	}
 	return p, nil
@@ -260,17 +278,17 @@ func readModel(ctx context.Context, dir string, sums map[string]string) error {
 func printPhases(w io.Writer, ps []phase) {
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "\ttime\tpulled from origin\t× model\taggregate read\tfrom peers / local node / origin\t")
+	fmt.Fprintln(tw, "\ttime\tpulled from origin\t× model\taggregate read\tfrom peers / local node / origin\thedges\t")
 	for _, p := range ps {
 		share := "-"
 		if tot := p.LocalBytes + p.PeerBytes + p.DirectBytes; tot > 0 {
 			share = fmt.Sprintf("%.0f%% / %.0f%% / %.0f%%", 100*p.PeerBytes/tot, 100*p.LocalBytes/tot, 100*p.DirectBytes/tot)
 		}
-		fmt.Fprintf(tw, "%s\t%.1fs\t%s\t%.2f×\t%.0f MB/s\t%s\t\n", p.Name, p.Seconds, bytesize.Format(p.OriginBytes),
-			float64(p.OriginBytes)/float64(p.ModelBytes), p.ThroughputMBs, share)
+		fmt.Fprintf(tw, "%s\t%.1fs\t%s\t%.2f×\t%.0f MB/s\t%s\t%.0f\t\n", p.Name, p.Seconds, bytesize.Format(p.OriginBytes),
+			float64(p.OriginBytes)/float64(p.ModelBytes), p.ThroughputMBs, share, p.Hedges)
 	}
 	tw.Flush()
-	if len(ps) >= 2 && ps[1].Seconds > 0 {
+	if len(ps) >= 2 && ps[0].Name == "straight from origin" && ps[1].Seconds > 0 {
 		fmt.Fprintf(w, "\nThrough the ring the %d readers finished %.1f× faster from cold (%.1f× warm) and pulled %.2f× the model from the origin instead of %.2f×.\n",
 			ps[0].Readers, ps[0].Seconds/ps[1].Seconds, ps[0].Seconds/ps[len(ps)-1].Seconds,
 			float64(ps[1].OriginBytes)/float64(ps[1].ModelBytes), float64(ps[0].OriginBytes)/float64(ps[0].ModelBytes))
