@@ -38,14 +38,14 @@ The metadata URL may hold a password, so it never comes from argv:
 
 Client defaults for a ring (see docs/mount.md for the measurements):
 no local disk cache (the ring is the cache; --cache-size 0), and a larger
-read-ahead (--buffer-size 1024 MiB, --prefetch 2) so that sequential reads of
+read-ahead (--buffer-size 1024 MiB, --prefetch 4) so that sequential reads of
 large weight shards keep several owners busy.
 
 Flags:
 `
 
 type mountFlags struct {
-	metaURLFile, node, tokenFile, subdir, metricsListen, jfsMetrics string
+	metaURLFile, node, tokenFile, subdir, metricsListen, jfsMetrics, cacheDir string
 	cacheSize, bufferSize, prefetch, owners                         int
 	direct                                                          bool
 	logLevel                                                        string
@@ -60,8 +60,9 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("RINGCACHE_TOKEN_FILE"), "file holding the cluster token (env RINGCACHE_TOKEN_FILE)")
 	fs.StringVar(&f.subdir, "subdir", "", "mount only this directory of the volume")
 	fs.IntVar(&f.cacheSize, "cache-size", 0, "JuiceFS local cache in MiB (0: none, the ring is the cache)")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "JuiceFS local cache directory when --cache-size > 0 (default: JuiceFS's own)")
 	fs.IntVar(&f.bufferSize, "buffer-size", 1024, "JuiceFS read buffer in MiB (bounds read-ahead)")
-	fs.IntVar(&f.prefetch, "prefetch", 2, "JuiceFS blocks prefetched in parallel")
+	fs.IntVar(&f.prefetch, "prefetch", 4, "JuiceFS blocks prefetched in parallel")
 	fs.IntVar(&f.owners, "owners", 2, "ranked owners a block read tries before the origin")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:0", `address for ringcache mount metrics ("off" to disable)`)
 	fs.StringVar(&f.jfsMetrics, "juicefs-metrics", "127.0.0.1:0", "address for the JuiceFS client's own metrics")
@@ -112,8 +113,11 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 		"--cache-size", strconv.Itoa(f.cacheSize), "--buffer-size", strconv.Itoa(f.bufferSize),
 		"--prefetch", strconv.Itoa(f.prefetch), "--metrics", f.jfsMetrics, "--no-syslog",
 	}
-	if f.cacheSize == 0 {
+	switch {
+	case f.cacheSize == 0:
 		jargs = append(jargs, "--cache-dir", "memory")
+	case f.cacheDir != "":
+		jargs = append(jargs, "--cache-dir", f.cacheDir)
 	}
 	if f.subdir != "" {
 		jargs = append(jargs, "--subdir", f.subdir)
