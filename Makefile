@@ -1,5 +1,5 @@
 # ringcache: the commands a newcomer needs are `make test` and `make demo`.
-.PHONY: test demo build bench-go fmt
+.PHONY: test demo build bench-go bench-mount fmt
 
 test:
 	scripts/test.sh
@@ -15,3 +15,6 @@ fmt:
 
 demo:
 	scripts/demo.sh
+
+bench-mount:
+	scripts/bench.sh mount-read --rounds 3 --model-size 256MiB
