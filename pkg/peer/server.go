@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -68,7 +69,9 @@ type ServerOptions struct {
 	// View returns the node's current ring view, for Status. Optional.
 	View func() *ring.View
 	// OriginConcurrency bounds concurrent origin fetches on this node
-	// (default 16).
+	// (default 16). Fetches for reads go before fetches for Warm calls, and
+	// Warm calls never hold more than WarmSlots(OriginConcurrency) of them:
+	// see originSlots.
 	OriginConcurrency int
 	// OriginBandwidth caps origin bytes per second on this node (0: none).
 	OriginBandwidth int64
@@ -149,7 +152,7 @@ type Server struct {
 	log     *slog.Logger
 	volumes map[string]*Volume // by name and by UUID
 	names   []string
-	sem     chan struct{}
+	slots   *originSlots
 	limiter *rate.Limiter
 	flights flightGroup
 	c       counters
@@ -165,7 +168,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 		o:       o,
 		log:     o.Logger,
 		volumes: make(map[string]*Volume),
-		sem:     make(chan struct{}, o.OriginConcurrency),
+		slots:   newOriginSlots(o.OriginConcurrency),
 	}
 	for i := range o.Volumes {
 		v := &o.Volumes[i]
@@ -301,7 +304,7 @@ func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int6
 		}
 	}
 	s.c.misses.Add(1)
-	f, err := s.fetch(ctx, v, key)
+	f, err := s.fetch(ctx, v, key, classRead)
 	if err != nil {
 		return nil, blockInfo{}, 0, err
 	}
@@ -322,12 +325,18 @@ type fetched struct {
 }
 
 // fetch returns the whole object from the origin, once for all concurrent
-// callers, and stores it.
-func (s *Server) fetch(ctx context.Context, v *Volume, key string) (fetched, error) {
-	f, shared, err := s.flights.do(ctx, v.UUID+"/"+key, func() (fetched, error) {
+// callers, and stores it. class is the caller's: a read waiting on a fetch
+// a Warm call started lifts that fetch to read priority.
+func (s *Server) fetch(ctx context.Context, v *Volume, key string, class slotClass) (fetched, error) {
+	fkey := v.UUID + "/" + key
+	if class == classRead {
+		s.slots.readWaiting(fkey)
+		defer s.slots.readDone(fkey)
+	}
+	f, shared, err := s.flights.do(ctx, fkey, func() (fetched, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.o.FetchTimeout)
 		defer cancel()
-		return s.fetchOrigin(fctx, v, key)
+		return s.fetchOrigin(fctx, v, key, fkey, class)
 	})
 	if shared {
 		s.c.dedupWaits.Add(1)
@@ -341,13 +350,12 @@ func (s *Server) fetch(ctx context.Context, v *Volume, key string) (fetched, err
 	return f, nil
 }
 
-func (s *Server) fetchOrigin(ctx context.Context, v *Volume, key string) (fetched, error) {
-	select {
-	case s.sem <- struct{}{}:
-	case <-ctx.Done():
-		return fetched{}, ctx.Err()
+func (s *Server) fetchOrigin(ctx context.Context, v *Volume, key, fkey string, class slotClass) (fetched, error) {
+	release, err := s.slots.acquire(ctx, fkey, class)
+	if err != nil {
+		return fetched{}, err
 	}
-	defer func() { <-s.sem }()
+	defer release()
 
 	start := time.Now()
 	s.c.originFetches.Add(1)
@@ -460,7 +468,8 @@ func (s *Server) batch(volume string, keys []string) (*Volume, error) {
 }
 
 // Warm implements peerpb.PeerServer. Keys are fetched concurrently, bounded
-// by the node's origin concurrency.
+// by the origin slots warms may hold (WarmSlots), at a lower priority than
+// reads.
 func (s *Server) Warm(ctx context.Context, req *peerpb.WarmRequest) (*peerpb.WarmResponse, error) {
 	v, err := s.batch(req.Volume, req.Keys)
 	if err != nil {
@@ -469,7 +478,7 @@ func (s *Server) Warm(ctx context.Context, req *peerpb.WarmRequest) (*peerpb.War
 	res := make([]*peerpb.WarmResult, len(req.Keys))
 	work := make(chan int)
 	done := make(chan struct{})
-	workers := min(len(req.Keys), s.o.OriginConcurrency)
+	workers := min(len(req.Keys), s.slots.maxWarm)
 	for range workers {
 		go func() {
 			defer func() { done <- struct{}{} }()
@@ -494,7 +503,7 @@ func (s *Server) warmOne(ctx context.Context, v *Volume, key string) *peerpb.War
 		r.State, r.Size = peerpb.WarmResult_STATE_CACHED, size
 		return r
 	}
-	f, err := s.fetch(ctx, v, key)
+	f, err := s.fetch(ctx, v, key, classWarm)
 	if err != nil {
 		r.State, r.Error = peerpb.WarmResult_STATE_FAILED, status.Convert(err).Message()
 		return r
@@ -544,4 +553,151 @@ func (s *Server) Status(ctx context.Context, _ *peerpb.StatusRequest) (*peerpb.S
 	}
 	slices.SortFunc(r.Members, func(a, b *peerpb.Member) int { return strings.Compare(a.Id, b.Id) })
 	return r, nil
+}
+
+// slotClass is the priority class of an origin fetch.
+type slotClass uint8
+
+const (
+	classRead slotClass = iota // a Read is waiting on the fetch
+	classWarm                  // only a Warm call is
+)
+
+// WarmSlots is how many of a node's originConcurrency origin slots fetches
+// for Warm calls may hold at once: all but a quarter of them (at least one
+// is kept for reads when there are two or more).
+func WarmSlots(originConcurrency int) int {
+	reserve := originConcurrency / 4
+	if reserve == 0 && originConcurrency >= 2 {
+		reserve = 1
+	}
+	return max(originConcurrency-reserve, 1)
+}
+
+// originSlots hands out a node's origin fetch slots so that warm-ups never
+// starve reads:
+//
+//   - a freed slot goes to the longest-waiting read fetch, and only when no
+//     read waits to the longest-waiting warm fetch (FIFO within a class, so
+//     concurrent Warm calls share the warm slots in proportion to their
+//     waiting fetches);
+//   - warm fetches never hold more than maxWarm slots (WarmSlots), so while
+//     any number of warm-ups run, a read finds a free slot unless other
+//     reads hold the reserve, and never queues behind a warm fetch;
+//   - a warm fetch that a read joins (single flight) is promoted: it waits
+//     as a read from then on.
+type originSlots struct {
+	mu      sync.Mutex
+	free    int // slots not held
+	warm    int // slots held by warm fetches
+	maxWarm int
+	reads   []*slotWaiter  // FIFO
+	warms   []*slotWaiter  // FIFO
+	readers map[string]int // fetch key -> reads waiting on that fetch
+	waiting map[string]*slotWaiter
+}
+
+type slotWaiter struct {
+	key     string
+	class   slotClass
+	granted bool
+	ready   chan struct{} // closed when granted
+}
+
+func newOriginSlots(n int) *originSlots {
+	return &originSlots{free: n, maxWarm: WarmSlots(n), readers: map[string]int{}, waiting: map[string]*slotWaiter{}}
+}
+
+// acquire waits for a slot for the fetch of key in class and returns the
+// function that gives it back.
+func (o *originSlots) acquire(ctx context.Context, key string, class slotClass) (func(), error) {
+	w := &slotWaiter{key: key, class: class, ready: make(chan struct{})}
+	o.mu.Lock()
+	if class == classWarm && o.readers[key] > 0 {
+		w.class = classRead
+	}
+	if w.class == classRead {
+		o.reads = append(o.reads, w)
+	} else {
+		o.warms = append(o.warms, w)
+		o.waiting[key] = w
+	}
+	o.dispatch()
+	o.mu.Unlock()
+	select {
+	case <-w.ready:
+	case <-ctx.Done():
+		o.mu.Lock()
+		if !w.granted {
+			o.remove(w)
+			o.mu.Unlock()
+			return nil, ctx.Err()
+		}
+		o.mu.Unlock() // granted meanwhile: use it
+	}
+	granted := w.class // fixed once granted
+	return func() {
+		o.mu.Lock()
+		o.free++
+		if granted == classWarm {
+			o.warm--
+		}
+		o.dispatch()
+		o.mu.Unlock()
+	}, nil
+}
+
+// dispatch grants free slots to waiters, reads first. o.mu is held.
+func (o *originSlots) dispatch() {
+	for o.free > 0 {
+		var w *slotWaiter
+		switch {
+		case len(o.reads) > 0:
+			w, o.reads = o.reads[0], o.reads[1:]
+		case len(o.warms) > 0 && o.warm < o.maxWarm:
+			w, o.warms = o.warms[0], o.warms[1:]
+			delete(o.waiting, w.key)
+			o.warm++
+		default:
+			return
+		}
+		o.free--
+		w.granted = true
+		close(w.ready)
+	}
+}
+
+// remove drops a waiter that gave up. o.mu is held.
+func (o *originSlots) remove(w *slotWaiter) {
+	if w.class == classRead {
+		o.reads = slices.DeleteFunc(o.reads, func(x *slotWaiter) bool { return x == w })
+		return
+	}
+	o.warms = slices.DeleteFunc(o.warms, func(x *slotWaiter) bool { return x == w })
+	if o.waiting[w.key] == w {
+		delete(o.waiting, w.key)
+	}
+}
+
+// readWaiting records a read about to wait on the fetch of key, promoting
+// a warm fetch of key that waits for a slot.
+func (o *originSlots) readWaiting(key string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.readers[key]++
+	if w := o.waiting[key]; w != nil {
+		o.remove(w)
+		w.class = classRead
+		o.reads = append(o.reads, w)
+		o.dispatch()
+	}
+}
+
+// readDone undoes readWaiting.
+func (o *originSlots) readDone(key string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.readers[key]--; o.readers[key] <= 0 {
+		delete(o.readers, key)
+	}
 }
