@@ -3,6 +3,7 @@
 //
 //	cachenode serve   run a cache node (the DaemonSet's container)
 //	cachenode status  show a node's view of the ring, its store and counters
+//	cachenode warmup  warm the ring with files of a volume, or check them
 package main
 
 import (
@@ -21,6 +22,9 @@ const usage = `cachenode: a ringcache cache node and its operator commands.
 Usage:
   cachenode serve  [flags]   run a cache node
   cachenode status [flags]   show a node's ring view, store usage and hit ratio
+  cachenode warmup [flags] --volume NAME PATH...
+                             warm the ring with files of a volume (--check: how
+                             much is cached; --dry-run: what a warm-up would fetch)
   cachenode help   COMMAND   show a command's flags and environment
 
 Run "cachenode COMMAND --help" for details.
@@ -46,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, rest, stdout, stderr)
 	case "status":
 		err = runStatus(ctx, rest, stdout, stderr)
+	case "warmup":
+		err = runWarmup(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		if len(rest) == 1 {
 			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)

@@ -1,0 +1,620 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"golang.org/x/term"
+
+	"github.com/ringcache/ringcache/internal/bytesize"
+	"github.com/ringcache/ringcache/pkg/juice"
+	"github.com/ringcache/ringcache/pkg/peer"
+	"github.com/ringcache/ringcache/pkg/peer/peerpb"
+	"github.com/ringcache/ringcache/pkg/prefetch"
+)
+
+const warmupHelp = `Usage: cachenode warmup --volume NAME [flags] PATH...
+       cachenode warmup --volume NAME [flags] --file-list FILE
+
+Warms the ring: puts the blocks of the given files and directories (taken
+recursively) of a JuiceFS volume on the cache nodes that own them, before
+readers ask. Blocks are found in the volume's metadata engine (no mount),
+grouped by owner and sent in batched Warm calls; owners fetch from the
+object store the blocks they do not hold yet. Failed blocks are retried
+with backoff; if an owner dies, its blocks go to their new owners.
+
+PATHs are absolute within the volume ("/" is its root), e.g. /models/llama.
+--file-list FILE holds one path per line; empty lines and lines starting
+with '#' are skipped.
+
+The volume's metadata URL may hold a password, so it never comes from
+argv and is never printed. It is read from, in this order:
+  --meta-url-file FILE          a file holding the URL (a mounted Secret)
+  RINGCACHE_META_URL            environment
+  RINGCACHE_VOLUME_<NAME>       environment, as "cachenode serve" reads it
+The cluster token comes from --token-file or RINGCACHE_TOKEN_FILE.
+
+Modes:
+  (default)    warm, with a progress bar on a terminal and progress lines
+               on stderr otherwise; a summary on stdout
+  --check      report how much of the paths is cached, per node and file
+  --dry-run    report what a warm-up would fetch and whether it fits the
+               ring's free capacity
+  --background check the flags, volume and paths, then warm in a detached
+               process writing to --log-file, and return at once
+
+Exit status: 0 done (every block warmed; or a check or dry run made),
+1 some blocks failed or the warm-up could not run, 2 bad flags, an unknown
+volume, or a path that is missing or malformed.
+
+Flags:
+`
+
+// warmupFlags are the flags of "cachenode warmup".
+type warmupFlags struct {
+	addr, tokenFile, volume, metaURLFile, fileList, logFile, logLevel string
+	replicas, concurrency, batch, retries                             int
+	bandwidth                                                         int64
+	callTimeout, progressEvery                                        time.Duration
+	check, dryRun, background, asJSON                                 bool
+}
+
+func (f *warmupFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.addr, "addr", "127.0.0.1:9700", "peer address of a cache node to learn the ring from (comma-separated for several)")
+	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("RINGCACHE_TOKEN_FILE"), "file holding the cluster token (env RINGCACHE_TOKEN_FILE)")
+	fs.StringVar(&f.volume, "volume", "", "name of the volume, as the cache nodes serve it (required)")
+	fs.StringVar(&f.metaURLFile, "meta-url-file", "", "file holding the volume's metadata URL (else env RINGCACHE_META_URL or RINGCACHE_VOLUME_<NAME>)")
+	fs.StringVar(&f.fileList, "file-list", "", "file with one volume path per line, in addition to PATH arguments")
+	fs.IntVar(&f.replicas, "replicas", 1, "owners of each block that must hold it (the first N in ring order)")
+	fs.Var(bytesize.Value{N: &f.bandwidth}, "bandwidth", "origin bytes per second for this warm-up across all owners, e.g. 200MiB (0: no budget)")
+	fs.IntVar(&f.concurrency, "concurrency", prefetch.DefaultConcurrency, "Warm calls in flight per owner")
+	fs.IntVar(&f.batch, "batch", prefetch.DefaultBatchSize, "keys per Warm call")
+	fs.IntVar(&f.retries, "retries", prefetch.DefaultRetries, "retries of a failed block, with exponential backoff (0: none)")
+	fs.DurationVar(&f.callTimeout, "call-timeout", prefetch.DefaultCallTimeout, "deadline of each call to a node")
+	fs.BoolVar(&f.check, "check", false, "report how much is cached instead of warming")
+	fs.BoolVar(&f.dryRun, "dry-run", false, "report what a warm-up would fetch and whether it fits, instead of warming")
+	fs.BoolVar(&f.background, "background", false, "detach: warm in a background process logging to --log-file")
+	fs.StringVar(&f.logFile, "log-file", "", "log of a --background warm-up (default: cachenode-warmup-<volume>-<time>.log in the temp dir)")
+	fs.BoolVar(&f.asJSON, "json", false, "print the result as JSON on stdout")
+	fs.DurationVar(&f.progressEvery, "progress-interval", 2*time.Second, "interval of progress lines when stderr is not a terminal")
+	fs.StringVar(&f.logLevel, "log-level", "warn", "level of logs on stderr: debug, info, warn or error")
+}
+
+// inputError is a user error that is not about flag syntax (a missing
+// path, an unknown volume): exit status 2, like errUsage, with a plain
+// message.
+type inputError struct{ err error }
+
+func (e inputError) Error() string        { return e.err.Error() }
+func (e inputError) Unwrap() error        { return e.err }
+func (e inputError) Is(target error) bool { return target == errUsage }
+
+func usageErr(format string, a ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
+}
+
+func runWarmup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("warmup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f warmupFlags
+	f.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), warmupHelp)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	paths, err := f.validate(fs.Args())
+	if err != nil {
+		return err
+	}
+	logger, err := newLogger(stderr, f.logLevel, "text")
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	tok, err := peer.LoadToken(f.tokenFile)
+	if err != nil {
+		return err
+	}
+	metaURL, err := readMetaURL(f.metaURLFile, f.volume, os.Getenv)
+	if err != nil {
+		return err
+	}
+
+	// Everything a user can get wrong is checked before warming, and
+	// before detaching.
+	cr, err := prefetch.NewClusterRing(tok, splitAddrs(f.addr)...)
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	defer cr.Close()
+	plan, err := preparePlan(ctx, cr, metaURL, f.volume, paths)
+	if err != nil {
+		return err
+	}
+
+	if f.background {
+		return detach(fs, &f, plan, stdout)
+	}
+
+	disp := newProgressDisplay(stderr, f.progressEvery)
+	e, err := prefetch.New(prefetch.Options{
+		Ring: cr, Replicas: f.replicas, BatchSize: f.batch, Concurrency: f.concurrency, Bandwidth: f.bandwidth,
+		Retries: retriesOption(f.retries), CallTimeout: f.callTimeout, Logger: logger, OnProgress: disp.update,
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	switch {
+	case f.check:
+		c, err := e.Check(ctx, plan)
+		if err != nil {
+			return err
+		}
+		if f.asJSON {
+			return writeJSON(stdout, map[string]any{"mode": "check", "check": c})
+		}
+		printCheck(stdout, c)
+		return nil
+	case f.dryRun:
+		d, err := e.DryRun(ctx, plan)
+		if err != nil {
+			return err
+		}
+		if f.asJSON {
+			return writeJSON(stdout, map[string]any{"mode": "dry-run", "dry_run": d})
+		}
+		printDryRun(stdout, d)
+		return nil
+	}
+
+	fmt.Fprintf(stderr, "warming %s: %d files, %d blocks, %s, replicas %d\n",
+		plan.Volume, len(plan.Files), len(plan.Blocks), bytesize.Format(plan.Bytes), f.replicas)
+	disp.start()
+	res, runErr := e.Run(ctx, plan)
+	disp.finish()
+	if res != nil {
+		if f.asJSON {
+			if err := writeJSON(stdout, map[string]any{"mode": "warmup", "volume": plan.Volume, "volume_uuid": plan.VolumeUUID, "paths": plan.Paths, "result": res}); err != nil {
+				return err
+			}
+		} else {
+			printResult(stdout, plan, res)
+		}
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if len(res.Failed) > 0 {
+		return fmt.Errorf("%d of %d blocks failed", len(res.Failed), res.Blocks)
+	}
+	return nil
+}
+
+// retriesOption maps the --retries flag (0: none) to Options.Retries (0:
+// the default, negative: none).
+func retriesOption(n int) int {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// validate checks the flags and returns the paths to warm.
+func (f *warmupFlags) validate(args []string) ([]string, error) {
+	switch {
+	case f.volume == "":
+		return nil, usageErr("--volume is required")
+	case f.check && f.dryRun:
+		return nil, usageErr("--check and --dry-run exclude each other")
+	case f.background && (f.check || f.dryRun):
+		return nil, usageErr("--background is for warm-ups, not --check or --dry-run")
+	case f.logFile != "" && !f.background:
+		return nil, usageErr("--log-file is for --background")
+	case f.replicas < 1:
+		return nil, usageErr("--replicas must be at least 1")
+	case f.concurrency < 1:
+		return nil, usageErr("--concurrency must be at least 1")
+	case f.batch < 1 || f.batch > prefetch.MaxBatchSize:
+		return nil, usageErr("--batch must be in [1, %d]", prefetch.MaxBatchSize)
+	case f.retries < 0:
+		return nil, usageErr("--retries must not be negative")
+	case f.callTimeout <= 0:
+		return nil, usageErr("--call-timeout must be positive")
+	case f.progressEvery <= 0:
+		return nil, usageErr("--progress-interval must be positive")
+	case f.tokenFile == "":
+		return nil, usageErr("--token-file (or RINGCACHE_TOKEN_FILE) is required")
+	case len(splitAddrs(f.addr)) == 0:
+		return nil, usageErr("--addr is required")
+	}
+	paths := append([]string(nil), args...)
+	if f.fileList != "" {
+		more, err := readFileList(f.fileList)
+		if err != nil {
+			return nil, inputError{err}
+		}
+		paths = append(paths, more...)
+	}
+	if len(paths) == 0 {
+		return nil, usageErr("no paths: give PATH arguments or --file-list FILE")
+	}
+	return paths, nil
+}
+
+func splitAddrs(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// readFileList reads one path per line; blank lines and '#' comments are
+// skipped.
+func readFileList(name string) ([]string, error) {
+	fl, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("file list: %w", err)
+	}
+	defer fl.Close()
+	var out []string
+	sc := bufio.NewScanner(fl)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		out = append(out, line)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("file list %s: %w", name, err)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("file list %s holds no paths", name)
+	}
+	return out, nil
+}
+
+// readMetaURL finds the volume's metadata URL. Errors never contain it.
+func readMetaURL(file, volume string, getenv func(string) string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("metadata url: %w", err)
+		}
+		u := strings.TrimSpace(string(b))
+		if u == "" {
+			return "", inputError{fmt.Errorf("metadata url file %s is empty", file)}
+		}
+		return u, nil
+	}
+	if u := strings.TrimSpace(getenv("RINGCACHE_META_URL")); u != "" {
+		return u, nil
+	}
+	name := volumeEnvPrefix + strings.ToUpper(strings.ReplaceAll(volume, "-", "_"))
+	if u := strings.TrimSpace(getenv(name)); u != "" {
+		return u, nil
+	}
+	return "", usageErr("no metadata url for volume %q: give --meta-url-file FILE, or set RINGCACHE_META_URL or %s", volume, name)
+}
+
+// preparePlan checks the volume against the ring and resolves the paths
+// (which takes as long as the metadata engine needs for them: no deadline).
+func preparePlan(ctx context.Context, cr *prefetch.ClusterRing, metaURL, volume string, paths []string) (*prefetch.Plan, error) {
+	st, err := cr.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reach the ring: %w", err)
+	}
+	vi := findVolume(st, volume)
+	if vi == nil {
+		var names []string
+		for _, v := range st.Volumes {
+			names = append(names, v.Name)
+		}
+		return nil, inputError{fmt.Errorf("unknown volume %q: the cache nodes serve %s", volume, strings.Join(names, ", "))}
+	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	m, format, err := juice.OpenMeta(octx, metaURL)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("volume %q: %w", volume, err)
+	}
+	defer m.Shutdown()
+	if format.UUID != vi.Uuid {
+		return nil, inputError{fmt.Errorf("the metadata url is of volume %q (uuid %s), but the cache nodes serve %q as uuid %s", format.Name, format.UUID, volume, vi.Uuid)}
+	}
+	plan, err := prefetch.NewPlan(ctx, m, format, paths)
+	if errors.Is(err, juice.ErrPathNotFound) || errors.Is(err, juice.ErrInvalidPath) {
+		return nil, inputError{fmt.Errorf("volume %q: %w", volume, err)}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("volume %q: %w", volume, err)
+	}
+	plan.Volume = vi.Name
+	return plan, nil
+}
+
+func findVolume(st *peerpb.StatusResponse, volume string) *peerpb.VolumeInfo {
+	for _, v := range st.Volumes {
+		if v.Name == volume || v.Uuid == volume {
+			return v
+		}
+	}
+	return nil
+}
+
+// detach re-runs this warm-up in a new session with its output going to a
+// log file, and returns once it has started. The child gets the same flags
+// (minus --background and --log-file) and environment, so secrets stay out
+// of its argv too.
+func detach(fs *flag.FlagSet, f *warmupFlags, plan *prefetch.Plan, stdout io.Writer) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("background: %w", err)
+	}
+	logPath := f.logFile
+	if logPath == "" {
+		logPath = filepath.Join(os.TempDir(), fmt.Sprintf("cachenode-warmup-%s-%s.log", f.volume, time.Now().Format("20060102-150405")))
+	}
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("background: log file: %w", err)
+	}
+	defer lf.Close()
+	args := []string{"warmup"}
+	fs.Visit(func(fl *flag.Flag) {
+		if fl.Name != "background" && fl.Name != "log-file" {
+			args = append(args, "--"+fl.Name+"="+fl.Value.String())
+		}
+	})
+	args = append(append(args, "--"), fs.Args()...)
+	cmd := exec.Command(exe, args...)
+	cmd.Stdout, cmd.Stderr = lf, lf // stdin: /dev/null
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("background: %w", err)
+	}
+	pid := cmd.Process.Pid
+	cmd.Process.Release()
+	fmt.Fprintf(stdout, "warm-up of %s (%d files, %d blocks, %s) detached: pid %d, log %s\n",
+		plan.Volume, len(plan.Files), len(plan.Blocks), bytesize.Format(plan.Bytes), pid, logPath)
+	return nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// progressDisplay shows a run's progress: a bar redrawn in place on a
+// terminal, or a line every interval otherwise.
+type progressDisplay struct {
+	w        io.Writer
+	tty      bool
+	fd       int
+	interval time.Duration
+
+	mu   sync.Mutex
+	last prefetch.Progress
+	have bool
+
+	stop chan struct{}
+	done chan struct{}
+}
+
+func newProgressDisplay(w io.Writer, interval time.Duration) *progressDisplay {
+	d := &progressDisplay{w: w, interval: interval}
+	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		d.tty, d.fd, d.interval = true, int(f.Fd()), 200*time.Millisecond
+	}
+	return d
+}
+
+func (d *progressDisplay) update(p prefetch.Progress) {
+	d.mu.Lock()
+	d.last, d.have = p, true
+	d.mu.Unlock()
+}
+
+func (d *progressDisplay) start() {
+	d.stop, d.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(d.done)
+		t := time.NewTicker(d.interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-d.stop:
+				return
+			case <-t.C:
+				d.draw(false)
+			}
+		}
+	}()
+}
+
+// finish stops the display and shows the last progress.
+func (d *progressDisplay) finish() {
+	close(d.stop)
+	<-d.done
+	d.draw(true)
+}
+
+func (d *progressDisplay) draw(final bool) {
+	d.mu.Lock()
+	p, have := d.last, d.have
+	d.mu.Unlock()
+	if !have {
+		return
+	}
+	if !d.tty {
+		fmt.Fprintln(d.w, "progress: "+progressLine(p))
+		return
+	}
+	width := 80
+	if w, _, err := term.GetSize(d.fd); err == nil && w > 20 {
+		width = w
+	}
+	line := progressLine(p)
+	if width-len(line)-4 < 10 {
+		line = compactProgressLine(p)
+	}
+	barWidth := min(40, width-len(line)-4) // "[", "] " and the last column stay free
+	bar := ""
+	if barWidth >= 10 {
+		filled := int(float64(barWidth) * fraction(p.BytesDone+p.BytesFailed, p.Bytes))
+		bar = "[" + strings.Repeat("=", filled) + strings.Repeat(" ", barWidth-filled) + "] "
+	}
+	out := bar + line
+	if len(out) > width-1 {
+		out = out[:width-1]
+	}
+	fmt.Fprintf(d.w, "\r\033[K%s", out)
+	if final {
+		fmt.Fprintln(d.w)
+	}
+}
+
+func fraction(part, whole int64) float64 {
+	if whole <= 0 {
+		return 1
+	}
+	return min(max(float64(part)/float64(whole), 0), 1)
+}
+
+// progressLine renders p on one line.
+func progressLine(p prefetch.Progress) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%5.1f%%  %d/%d blocks  %s/%s  %d/%d files",
+		100*fraction(p.BytesDone, p.Bytes), p.BlocksDone, p.Blocks,
+		bytesize.Format(p.BytesDone), bytesize.Format(p.Bytes), p.FilesDone, p.Files)
+	if p.BlocksFailed > 0 {
+		fmt.Fprintf(&b, "  %d failed", p.BlocksFailed)
+	}
+	fmt.Fprintf(&b, "  %s/s", bytesize.Format(int64(p.Rate)))
+	switch {
+	case p.Remaining() == 0:
+	case p.ETA < 0:
+		b.WriteString("  ETA ?")
+	default:
+		fmt.Fprintf(&b, "  ETA %s", p.ETA)
+	}
+	return b.String()
+}
+
+// compactProgressLine is progressLine for narrow terminals.
+func compactProgressLine(p prefetch.Progress) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%.1f%% %d/%d blocks %s", 100*fraction(p.BytesDone, p.Bytes), p.BlocksDone, p.Blocks, bytesize.Format(p.BytesDone))
+	if p.BlocksFailed > 0 {
+		fmt.Fprintf(&b, " %d failed", p.BlocksFailed)
+	}
+	fmt.Fprintf(&b, " %s/s", bytesize.Format(int64(p.Rate)))
+	switch {
+	case p.Remaining() == 0:
+	case p.ETA < 0:
+		b.WriteString(" ETA ?")
+	default:
+		fmt.Fprintf(&b, " ETA %s", p.ETA)
+	}
+	return b.String()
+}
+
+func printResult(w io.Writer, plan *prefetch.Plan, r *prefetch.Result) {
+	fmt.Fprintf(w, "Warmed volume %s: %d of %d blocks (%s of %s), %d of %d files, in %s (%s/s)\n",
+		plan.Volume, r.BlocksDone, r.Blocks, bytesize.Format(r.BytesDone), bytesize.Format(r.Bytes),
+		r.FilesDone, r.Files, r.Elapsed.Round(time.Millisecond), bytesize.Format(int64(r.Rate)))
+	fmt.Fprintf(w, "  fetched from the origin: %d blocks (%s origin bytes)\n", r.BlocksFetched, bytesize.Format(r.OriginBytes))
+	fmt.Fprintf(w, "  already cached:          %d blocks\n", r.BlocksCached)
+	fmt.Fprintf(w, "  failed:                  %d blocks (%s)\n", r.BlocksFailed, bytesize.Format(r.BytesFailed))
+	const maxShown = 20
+	for i, fb := range r.Failed {
+		if i == maxShown {
+			fmt.Fprintf(w, "  ... and %d more failed blocks\n", len(r.Failed)-maxShown)
+			break
+		}
+		fmt.Fprintf(w, "  FAILED %s (%s) after %d failed attempts: %s\n", fb.Key, bytesize.Format(fb.Size), fb.Attempts, fb.Error)
+	}
+}
+
+func printCheck(w io.Writer, c *prefetch.CheckResult) {
+	fmt.Fprintf(w, "Volume %s (%s): %d files, %d blocks, %s; %d ring members, replicas %d\n",
+		c.Volume, c.VolumeUUID, c.Files, c.Blocks, bytesize.Format(c.Bytes), c.Members, c.Replicas)
+	fmt.Fprintf(w, "Cached on their owners: %d of %d blocks, %s of %s (%.1f%%)\n",
+		c.CachedBlocks, c.Blocks, bytesize.Format(c.CachedBytes), bytesize.Format(c.Bytes), c.Percent)
+	fmt.Fprintf(w, "Missing: %d blocks, %s (%d origin fetches, %s, counting every replica)\n",
+		c.MissingBlocks, bytesize.Format(c.MissingBytes), c.FetchBlocks, bytesize.Format(c.FetchBytes))
+	printUnreachable(w, c.Unreachable)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tADDRESS\tOWNS\tCACHED\tMISSING\t")
+	for _, n := range c.Nodes {
+		fmt.Fprintf(tw, "%s\t%s\t%d (%s)\t%d (%s)\t%d (%s)\t\n", n.ID, n.Addr, n.Blocks, bytesize.Format(n.Bytes),
+			n.CachedBlocks, bytesize.Format(n.CachedBytes), n.FetchBlocks, bytesize.Format(n.FetchBytes))
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "FILE\tSIZE\tBLOCKS\tCACHED\t")
+	for _, f := range c.PerFile {
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.1f%%\t\n", f.Path, bytesize.Format(f.Size), f.CachedBlocks, f.Blocks, f.Percent)
+	}
+	tw.Flush()
+}
+
+func printDryRun(w io.Writer, d *prefetch.DryRunResult) {
+	fmt.Fprintf(w, "Volume %s (%s): %d files, %d blocks, %s; %d ring members, replicas %d\n",
+		d.Volume, d.VolumeUUID, d.Files, d.Blocks, bytesize.Format(d.Bytes), d.Members, d.Replicas)
+	fmt.Fprintf(w, "Already cached: %d blocks, %s\n", d.CachedBlocks, bytesize.Format(d.CachedBytes))
+	fmt.Fprintf(w, "A warm-up would fetch %d blocks, %s (%d origin fetches, %s, counting every replica)\n",
+		d.MissingBlocks, bytesize.Format(d.MissingBytes), d.FetchBlocks, bytesize.Format(d.FetchBytes))
+	verdict := "fits"
+	if !d.Fits {
+		verdict = "does NOT fit (blocks would be evicted)"
+	}
+	fmt.Fprintf(w, "Ring capacity %s, used %s, free %s: %s\n",
+		bytesize.Format(d.CapacityBytes), bytesize.Format(d.UsedBytes), bytesize.Format(d.FreeBytes), verdict)
+	printUnreachable(w, d.Unreachable)
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE\tADDRESS\tFETCH\tFREE\tFITS\t")
+	for _, n := range d.NodeFits {
+		fits := "yes"
+		if !n.Fits {
+			fits = "no"
+		}
+		if n.Error != "" {
+			fits += " (status: " + n.Error + ")"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", n.ID, n.Addr, bytesize.Format(n.FetchBytes), bytesize.Format(n.FreeBytes), fits)
+	}
+	tw.Flush()
+}
+
+func printUnreachable(w io.Writer, us []prefetch.NodeError) {
+	for _, u := range us {
+		fmt.Fprintf(w, "Unreachable owner %s (its blocks count as missing): %s\n", u.Addr, u.Error)
+	}
+}
