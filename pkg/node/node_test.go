@@ -1,0 +1,79 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestOptionsValidate(t *testing.T) {
+	good := func() Options {
+		return Options{DataDir: "/d", CapacityBytes: 600 << 30, Token: []byte("a-long-enough-cluster-token"),
+			Volumes: []VolumeSource{{Name: "models", MetaURL: "redis://x/1"}}}
+	}
+	o := good()
+	if err := o.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if o.Weight != 3 || o.MinFreeBytes != 1<<30 || o.PeerListen != ":9700" || o.GossipProfile != "lan" || o.PlacementVersion != 1 || o.Registry == nil {
+		t.Errorf("defaults: %+v", o)
+	}
+	tests := []struct {
+		name string
+		mod  func(*Options)
+		msg  string
+	}{
+		{"no data dir", func(o *Options) { o.DataDir = "" }, "data dir is required"},
+		{"no capacity", func(o *Options) { o.CapacityBytes = 0 }, "capacity must be positive"},
+		{"weight", func(o *Options) { o.Weight = 9 }, "weight must be 1..8"},
+		{"token", func(o *Options) { o.Token = []byte("x") }, "cluster token"},
+		{"volumes", func(o *Options) { o.Volumes = nil }, "at least one volume"},
+		{"volume url", func(o *Options) { o.Volumes = []VolumeSource{{Name: "a"}} }, `volume "a" needs a name and a metadata url`},
+		{"bandwidth", func(o *Options) { o.OriginBandwidth = -1 }, "must not be negative"},
+	}
+	for _, tt := range tests {
+		o := good()
+		tt.mod(&o)
+		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), tt.msg) {
+			t.Errorf("%s: got %v, want %q", tt.name, err, tt.msg)
+		}
+	}
+	// Huge capacities are capped at the largest weight.
+	o = good()
+	o.CapacityBytes = 100 << 40
+	if o.Validate(); o.Weight != 8 {
+		t.Errorf("weight for 100 TiB = %d, want 8", o.Weight)
+	}
+}
+
+func TestNodeIDPersists(t *testing.T) {
+	dir := t.TempDir()
+	id, err := loadNodeID(dir)
+	if err != nil || id == "" {
+		t.Fatalf("first id %q, %v", id, err)
+	}
+	again, err := loadNodeID(dir)
+	if err != nil || again != id {
+		t.Errorf("second id %q, want %q (err %v)", again, id, err)
+	}
+	os.WriteFile(filepath.Join(dir, "node-id"), []byte("  \n"), 0o644)
+	if _, err := loadNodeID(dir); err == nil {
+		t.Error("an empty node-id file was accepted")
+	}
+}
+
+func TestAdvertiseHost(t *testing.T) {
+	for _, tt := range []struct{ adv, listen, want, err string }{
+		{"10.0.0.5", ":9700", "10.0.0.5", ""},
+		{"", "127.0.0.1:9700", "127.0.0.1", ""},
+		{"", ":9700", "", "advertise address is required"},
+		{"", "0.0.0.0:9700", "", "advertise address is required"},
+		{"node.example", ":9700", "", "is not an IP"},
+	} {
+		got, err := advertiseHost(tt.adv, tt.listen)
+		if got != tt.want || (tt.err == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tt.err)) {
+			t.Errorf("advertiseHost(%q, %q) = %q, %v", tt.adv, tt.listen, got, err)
+		}
+	}
+}
