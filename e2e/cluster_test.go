@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -293,4 +294,40 @@ func findBlockFile(t *testing.T, dataDir, key string) string {
 		t.Fatalf("no block file for %s under %s", key, dataDir)
 	}
 	return found
+}
+
+// TestNodeStopsGracefullyAndStatus: `cachenode status` shows the ring to a
+// person, and a node stopped with SIGTERM leaves the ring at once and exits
+// 0.
+func TestNodeStopsGracefullyAndStatus(t *testing.T) {
+	e := newEnv(t, juicetest.FormatOptions{})
+	e.write(t, map[string][]byte{"/m/a.bin": randomBytes(t, 5<<20)})
+	nodes, _ := startCluster(t, e)
+
+	out, err := exec.Command(filepath.Join(binDir, "cachenode"), "status", "--addr", nodes[0].peerAddr, "--token-file", e.token).CombinedOutput()
+	if err != nil {
+		t.Fatalf("cachenode status: %v\n%s", err, out)
+	}
+	for _, want := range []string{"Node node-1 at " + nodes[0].peerAddr, "3 members", "node-1 (this node)", "node-2", "node-3", "Store: ", "hit ratio", "models"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("status output lacks %q:\n%s", want, out)
+		}
+	}
+	bad, err := exec.Command(filepath.Join(binDir, "cachenode"), "status", "--addr", nodes[0].peerAddr, "--token-file", "/nonexistent").CombinedOutput()
+	if err == nil || !strings.Contains(string(bad), "read cluster token") {
+		t.Errorf("status without a token file: err %v, output %s", err, bad)
+	}
+
+	start := time.Now()
+	if code := nodes[2].Stop(); code != 0 {
+		t.Errorf("SIGTERM: exit code %d, want 0", code)
+	}
+	_, took := nodes[0].waitMembers(t, 2, 10*time.Second)
+	t.Logf("a node stopped with SIGTERM left the others' ring %v after the signal", time.Since(start).Round(time.Millisecond))
+	if took > 2*time.Second {
+		t.Errorf("graceful leave took %v to reach the others, want well under the failure-detection time", took)
+	}
+	if !strings.Contains(nodes[2].LogTail(4000), "cache node stopped") {
+		t.Errorf("the stopped node did not log its shutdown:\n%s", nodes[2].LogTail(2000))
+	}
 }

@@ -101,6 +101,17 @@ func (n *Node) Kill() {
 	<-n.exited
 }
 
+// Stop sends SIGTERM (a graceful stop: the node leaves the ring), waits
+// for the process to exit and returns its exit code.
+func (n *Node) Stop() int {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	<-n.exited
+	return n.cmd.ProcessState.ExitCode()
+}
+
 // LogTail returns the last max bytes of the node's log.
 func (n *Node) LogTail(max int) string {
 	b, _ := os.ReadFile(n.LogPath)
