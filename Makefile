@@ -1,5 +1,5 @@
 # ringcache: the commands a newcomer needs are `make test` and `make demo`.
-.PHONY: test demo build bench-go bench-mount fmt
+.PHONY: test demo build bench-go bench-mount bench-warmup bench-ring fmt
 
 test:
 	scripts/test.sh
@@ -18,3 +18,9 @@ demo:
 
 bench-mount:
 	scripts/bench.sh mount-read --rounds 3 --model-size 256MiB
+
+bench-warmup:
+	scripts/bench.sh warmup --model-size 256MiB --origin-bandwidth 50MiB
+
+bench-ring:
+	scripts/bench.sh ring

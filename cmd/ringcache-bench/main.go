@@ -8,6 +8,8 @@
 //	ringcache-bench mount-read   warm model read through a mount: ring
 //	                             variants vs. a JuiceFS mount whose local
 //	                             disk cache holds the model
+//	ringcache-bench warmup       warm-up throughput vs. the origin's cap
+//	ringcache-bench ring         keys moved on join/leave vs. 1/N, load spread
 package main
 
 import (
@@ -20,7 +22,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: ringcache-bench BENCHMARK [flags]\n\nbenchmarks: mount-read")
+		fmt.Fprintln(os.Stderr, "usage: ringcache-bench BENCHMARK [flags]\n\nbenchmarks: mount-read, warmup, ring")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -29,6 +31,10 @@ func main() {
 	switch os.Args[1] {
 	case "mount-read":
 		err = mountRead(ctx, os.Args[2:])
+	case "warmup":
+		err = warmup(ctx, os.Args[2:])
+	case "ring":
+		err = ringBench(ctx, os.Args[2:])
 	default:
 		fmt.Fprintf(os.Stderr, "ringcache-bench: unknown benchmark %q\n", os.Args[1])
 		os.Exit(2)
