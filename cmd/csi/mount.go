@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path"
 	"strconv"
@@ -64,7 +65,7 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&f.bufferSize, "buffer-size", 1024, "JuiceFS read buffer in MiB (bounds read-ahead)")
 	fs.IntVar(&f.prefetch, "prefetch", 4, "JuiceFS blocks prefetched in parallel")
 	fs.IntVar(&f.owners, "owners", 2, "ranked owners a block read tries before the origin")
-	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:0", `address for ringcache mount metrics ("off" to disable)`)
+	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:0", `address for ringcache mount metrics and /debug/pprof ("off" to disable)`)
 	fs.StringVar(&f.jfsMetrics, "juicefs-metrics", "127.0.0.1:0", "address for the JuiceFS client's own metrics")
 	fs.BoolVar(&f.direct, "direct", false, "do not use the ring: a plain JuiceFS client reading the origin (for comparisons)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -140,7 +141,11 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 				if err != nil {
 					return fmt.Errorf("metrics listen: %w", err)
 				}
-				srv := &http.Server{Handler: promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), ReadHeaderTimeout: 5 * time.Second}
+				mux := http.NewServeMux()
+				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+				mux.HandleFunc("/debug/pprof/", pprof.Index)
+				mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 				go srv.Serve(l)
 				defer srv.Close()
 				log.Info("ring metrics", "addr", l.Addr().String())
