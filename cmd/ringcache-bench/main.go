@@ -10,6 +10,10 @@
 //	                             disk cache holds the model
 //	ringcache-bench warmup       warm-up throughput vs. the origin's cap
 //	ringcache-bench ring         keys moved on join/leave vs. 1/N, load spread
+//	ringcache-bench storm        N readers through K nodes (cold, warm) vs.
+//	                             N readers straight from the origin
+//	ringcache-bench failover     read latency during a storm with a node
+//	                             killed vs. without
 package main
 
 import (
@@ -22,7 +26,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: ringcache-bench BENCHMARK [flags]\n\nbenchmarks: mount-read, warmup, ring")
+		fmt.Fprintln(os.Stderr, "usage: ringcache-bench BENCHMARK [flags]\n\nbenchmarks: mount-read, warmup, ring, storm, failover")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -35,6 +39,10 @@ func main() {
 		err = warmup(ctx, os.Args[2:])
 	case "ring":
 		err = ringBench(ctx, os.Args[2:])
+	case "storm":
+		err = stormBench(ctx, os.Args[2:])
+	case "failover":
+		err = failoverBench(ctx, os.Args[2:])
 	default:
 		fmt.Fprintf(os.Stderr, "ringcache-bench: unknown benchmark %q\n", os.Args[1])
 		os.Exit(2)
