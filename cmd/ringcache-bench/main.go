@@ -14,6 +14,8 @@
 //	                             N readers straight from the origin
 //	ringcache-bench failover     read latency during a storm with a node
 //	                             killed vs. without
+//	ringcache-bench peer         warm block serving by a cache node vs. a
+//	                             plain TCP copy between two processes
 package main
 
 import (
@@ -21,12 +23,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 )
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: ringcache-bench BENCHMARK [flags]\n\nbenchmarks: mount-read, warmup, ring, storm, failover")
+		fmt.Fprintln(os.Stderr, "usage: ringcache-bench BENCHMARK [flags]\n\nbenchmarks: peer, storm, mount-read, warmup, ring, failover")
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -43,6 +46,10 @@ func main() {
 		err = stormBench(ctx, os.Args[2:])
 	case "failover":
 		err = failoverBench(ctx, os.Args[2:])
+	case "peer":
+		err = peerBench(ctx, os.Args[2:])
+	case "tcp-serve": // the peer benchmark's baseline server process
+		err = tcpServe()
 	default:
 		fmt.Fprintf(os.Stderr, "ringcache-bench: unknown benchmark %q\n", os.Args[1])
 		os.Exit(2)
@@ -52,3 +59,5 @@ func main() {
 		os.Exit(1)
 	}
 }
+
+func absDir(d string) (string, error) { return filepath.Abs(d) }

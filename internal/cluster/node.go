@@ -112,6 +112,14 @@ func (n *Node) Stop() int {
 	return n.cmd.ProcessState.ExitCode()
 }
 
+// Pid is the node's process ID, or 0 when it is not running.
+func (n *Node) Pid() int {
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // LogTail returns the last max bytes of the node's log.
 func (n *Node) LogTail(max int) string {
 	b, _ := os.ReadFile(n.LogPath)

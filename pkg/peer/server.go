@@ -212,16 +212,23 @@ func (s *Server) GRPCServer() *grpc.Server {
 
 // Serve serves the peer service on l until ctx is done, then stops
 // gracefully (in-flight calls get up to grace to finish).
+//
+// The listener carries gRPC and, beside it, the data plane for block reads
+// (dataplane.go), told apart by each connection's first bytes.
 func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration) error {
 	g := s.GRPCServer()
+	dataCtx, stopData := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopData()
+	sl := newSplitListener(l, func(c net.Conn) { s.serveData(dataCtx, c) })
 	errc := make(chan error, 1)
-	go func() { errc <- g.Serve(l) }()
+	go func() { errc <- g.Serve(sl) }()
 	select {
 	case err := <-errc:
 		return err
 	case <-ctx.Done():
 	}
-	t := time.AfterFunc(grace, g.Stop)
+	sl.Close()
+	t := time.AfterFunc(grace, func() { g.Stop(); stopData() })
 	defer t.Stop()
 	g.GracefulStop()
 	return nil

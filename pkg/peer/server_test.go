@@ -349,7 +349,7 @@ func TestClientRejectsBadChecksum(t *testing.T) {
 	peerpb.RegisterPeerServer(g, lyingServer{})
 	go g.Serve(l)
 	defer g.Stop()
-	c, err := Dial(l.Addr().String(), ClientOptions{Token: []byte(testToken)})
+	c, err := Dial(l.Addr().String(), ClientOptions{Token: []byte(testToken), GRPCReads: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,10 @@ type Options struct {
 	// (default 0.1; negative disables hedging), so a slow ring does not
 	// double the load on the origin.
 	HedgeBudget float64
+	// GRPCReads reads blocks over the peer protocol's gRPC stream instead
+	// of the faster data plane beside it (for networks that pass only
+	// HTTP/2 between nodes).
+	GRPCReads bool
 	// RefreshInterval is how often the ring view is refreshed from the
 	// local node (default 1s).
 	RefreshInterval time.Duration
@@ -170,7 +174,7 @@ func New(o Options) (*Store, error) {
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("ring storage: %w", err)
 	}
-	local, err := peer.Dial(o.LocalNode, peer.ClientOptions{Token: o.Token, AcceptS2: true})
+	local, err := peer.Dial(o.LocalNode, peer.ClientOptions{Token: o.Token, AcceptS2: true, GRPCReads: o.GRPCReads})
 	if err != nil {
 		return nil, err
 	}
@@ -285,7 +289,7 @@ func (s *Store) refresh(ctx context.Context) {
 		}
 		c, ok := s.clients[m.Addr]
 		if !ok {
-			if c, err = peer.Dial(m.Addr, peer.ClientOptions{Token: s.o.Token, AcceptS2: true}); err != nil {
+			if c, err = peer.Dial(m.Addr, peer.ClientOptions{Token: s.o.Token, AcceptS2: true, GRPCReads: s.o.GRPCReads}); err != nil {
 				s.log.Warn("dial peer", "addr", m.Addr, "err", err)
 				continue
 			}

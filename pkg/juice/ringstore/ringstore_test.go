@@ -322,7 +322,8 @@ func TestLyingPeerIsNeverServed(t *testing.T) {
 	a := c.nodes[0]
 	l1, l2 := c.addLiar("liar-1"), c.addLiar("liar-2")
 	c.setMembers(a.member, l1.member, l2.member)
-	s := c.newStore(a.addr, nil)
+	// The liars lie on the gRPC stream (pkg/peer tests a lying data plane).
+	s := c.newStore(a.addr, func(o *Options) { o.GRPCReads = true })
 	k1, d1 := c.block(40000, ownedBy(l1.member.Addr, a.addr))
 	get(t, s, testPrefix+k1, 0, -1, d1)
 	if l1.calls.Load() != 1 {

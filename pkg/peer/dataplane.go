@@ -1,0 +1,448 @@
+package peer
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/s2"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringcache/ringcache/pkg/peer/peerpb"
+)
+
+// The data plane carries block reads on the peer port beside gRPC, for
+// throughput: gRPC streams a 4 MiB block as 16 KiB HTTP/2 frames and copies
+// it through protobuf, which costs several times the CPU of the bytes
+// themselves. A connection whose first bytes are dataMagic speaks this
+// protocol; every other connection is handed to gRPC.
+//
+// After the magic the client authenticates once per connection:
+//
+//	client: u16 token length, token
+//	server: u8 code (0 OK; else a gRPC code, u16 message length, message)
+//
+// then sends requests one at a time, each answered before the next:
+//
+//	client: u16 len, volume, u16 len, key, i64 offset, i64 limit,
+//	        i64 deadline (unix ns, required), u8 flags (1: accepts s2)
+//	server: u8 code (a gRPC code), then
+//	        code 0:  i64 object size, i64 length, u8 source, u8 flags
+//	                 (1: s2), u32 crc32c of the length bytes, u32 wire
+//	                 length, the payload (s2-compressed if flagged)
+//	        else:    u16 message length, message
+//
+// The validation, the store, the single flight and the origin are the same
+// as for the gRPC Read; the CRC32C covers the bytes sent and the client
+// verifies it. Like the gRPC Read, s2 is used only for blocks marked
+// compressible, for clients that accept it, and only when it shrinks the
+// payload.
+const dataMagic = "RCDP"
+
+const (
+	maxDataString   = 4096
+	dataIdleTimeout = 5 * time.Minute
+)
+
+// splitListener hands connections that start with dataMagic to data and the
+// others to grpcConns.
+type splitListener struct {
+	net.Listener
+	grpcConns chan net.Conn
+	data      func(net.Conn)
+	closeOnce sync.Once
+	done      chan struct{}
+}
+
+func newSplitListener(l net.Listener, data func(net.Conn)) *splitListener {
+	s := &splitListener{Listener: l, grpcConns: make(chan net.Conn), data: data, done: make(chan struct{})}
+	go s.loop()
+	return s
+}
+
+func (s *splitListener) loop() {
+	for {
+		c, err := s.Listener.Accept()
+		if err != nil {
+			s.Close()
+			return
+		}
+		go s.route(c)
+	}
+}
+
+func (s *splitListener) route(c net.Conn) {
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	head := make([]byte, len(dataMagic))
+	n, err := io.ReadFull(c, head)
+	c.SetReadDeadline(time.Time{})
+	if err != nil && n == 0 {
+		c.Close()
+		return
+	}
+	if string(head[:n]) == dataMagic {
+		s.data(c)
+		return
+	}
+	pc := &prefixConn{Conn: c, r: io.MultiReader(bytes.NewReader(head[:n]), c)}
+	select {
+	case s.grpcConns <- pc:
+	case <-s.done:
+		c.Close()
+	}
+}
+
+// Accept returns the next gRPC connection.
+func (s *splitListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-s.grpcConns:
+		return c, nil
+	case <-s.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (s *splitListener) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		close(s.done)
+		err = s.Listener.Close()
+	})
+	return err
+}
+
+// prefixConn replays the bytes read to route a connection.
+type prefixConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// serveData serves one data-plane connection until it fails or idles.
+func (s *Server) serveData(ctx context.Context, c net.Conn) {
+	defer c.Close()
+	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer stop()
+	r := bufio.NewReaderSize(c, 4096)
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	tok, err := readString(r)
+	if err != nil {
+		return
+	}
+	if subtle.ConstantTimeCompare(tok, s.o.Token) != 1 {
+		s.countData(codes.Unauthenticated)
+		writeAuthReply(c, codes.Unauthenticated, "missing or wrong cluster token")
+		return
+	}
+	if err := writeAuthReply(c, codes.OK, ""); err != nil {
+		return
+	}
+	for {
+		c.SetDeadline(time.Now().Add(dataIdleTimeout))
+		req, err := readDataRequest(r)
+		if err != nil {
+			return
+		}
+		if err := s.answerData(ctx, c, req); err != nil {
+			return
+		}
+	}
+}
+
+type dataRequest struct {
+	volume, key   string
+	off, limit    int64
+	deadlineNanos int64
+	acceptS2      bool
+}
+
+func (s *Server) answerData(ctx context.Context, c net.Conn, req dataRequest) error {
+	if req.deadlineNanos <= 0 {
+		return s.writeDataError(c, status.Error(codes.InvalidArgument, "call has no deadline"))
+	}
+	deadline := time.Unix(0, req.deadlineNanos)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	c.SetDeadline(deadline)
+	if err := validateKey(req.key); err != nil {
+		return s.writeDataError(c, err)
+	}
+	if req.off < 0 || req.limit < -1 {
+		return s.writeDataError(c, status.Errorf(codes.InvalidArgument, "bad range: offset %d, limit %d", req.off, req.limit))
+	}
+	v, err := s.volume(req.volume)
+	if err != nil {
+		return s.writeDataError(c, err)
+	}
+	data, meta, src, err := s.get(ctx, v, req.key, req.off, req.limit)
+	if err != nil {
+		return s.writeDataError(c, err)
+	}
+	s.c.reads.Add(1)
+	payload, flags := data, byte(0)
+	if req.acceptS2 && meta.Compressible {
+		if enc := s2.Encode(nil, data); len(enc) < len(data)*7/8 {
+			payload, flags = enc, 1
+		}
+	}
+	hdr := make([]byte, 1+8+8+1+1+4+4)
+	binary.BigEndian.PutUint64(hdr[1:], uint64(meta.ObjectSize))
+	binary.BigEndian.PutUint64(hdr[9:], uint64(len(data)))
+	hdr[17], hdr[18] = byte(src), flags
+	binary.BigEndian.PutUint32(hdr[19:], crc32.Checksum(data, castagnoli))
+	binary.BigEndian.PutUint32(hdr[23:], uint32(len(payload)))
+	bufs := net.Buffers{hdr, payload}
+	if _, err := bufs.WriteTo(c); err != nil {
+		return err
+	}
+	s.c.servedBytes.Add(int64(len(data)))
+	s.c.wireBytes.Add(int64(len(payload)))
+	s.countData(codes.OK)
+	return nil
+}
+
+func (s *Server) writeDataError(c net.Conn, err error) error {
+	st := status.Convert(err)
+	s.countData(st.Code())
+	msg := st.Message()
+	if len(msg) > maxDataString {
+		msg = msg[:maxDataString]
+	}
+	b := make([]byte, 0, 3+len(msg))
+	b = append(b, byte(st.Code()))
+	b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
+	b = append(b, msg...)
+	_, werr := c.Write(b)
+	return werr
+}
+
+func (s *Server) countData(code codes.Code) {
+	if s.metrics != nil {
+		s.metrics.requests.WithLabelValues("DataRead", code.String()).Inc()
+	}
+}
+
+func writeAuthReply(w io.Writer, code codes.Code, msg string) error {
+	b := []byte{byte(code)}
+	if code != codes.OK {
+		b = binary.BigEndian.AppendUint16(b, uint16(len(msg)))
+		b = append(b, msg...)
+	}
+	_, err := w.Write(b)
+	return err
+}
+
+func readString(r *bufio.Reader) ([]byte, error) {
+	var n uint16
+	if err := binary.Read(r, binary.BigEndian, &n); err != nil {
+		return nil, err
+	}
+	if int(n) > maxDataString {
+		return nil, fmt.Errorf("%w: string of %d bytes", ErrProtocol, n)
+	}
+	b := make([]byte, n)
+	_, err := io.ReadFull(r, b)
+	return b, err
+}
+
+func readDataRequest(r *bufio.Reader) (dataRequest, error) {
+	vol, err := readString(r)
+	if err != nil {
+		return dataRequest{}, err
+	}
+	key, err := readString(r)
+	if err != nil {
+		return dataRequest{}, err
+	}
+	var nums [3]int64
+	if err := binary.Read(r, binary.BigEndian, &nums); err != nil {
+		return dataRequest{}, err
+	}
+	flags, err := r.ReadByte()
+	if err != nil {
+		return dataRequest{}, err
+	}
+	return dataRequest{volume: string(vol), key: string(key), off: nums[0], limit: nums[1], deadlineNanos: nums[2], acceptS2: flags&1 != 0}, nil
+}
+
+// dataConns is a client's pool of authenticated data-plane connections to
+// one node.
+type dataConns struct {
+	addr     string
+	token    []byte
+	acceptS2 bool
+	mu       sync.Mutex
+	idle     []*dataConn
+}
+
+type dataConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+const maxIdleDataConns = 8
+
+func (p *dataConns) get(ctx context.Context) (*dataConn, error) {
+	p.mu.Lock()
+	if n := len(p.idle); n > 0 {
+		c := p.idle[n-1]
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		return c, nil
+	}
+	p.mu.Unlock()
+	var d net.Dialer
+	nc, err := d.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "dial %s: %v", p.addr, err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		nc.SetDeadline(dl)
+	}
+	c := &dataConn{Conn: nc, r: bufio.NewReaderSize(nc, 64<<10)}
+	hello := append([]byte(dataMagic), 0, 0)
+	binary.BigEndian.PutUint16(hello[len(dataMagic):], uint16(len(p.token)))
+	if _, err := nc.Write(append(hello, p.token...)); err != nil {
+		nc.Close()
+		return nil, status.Errorf(codes.Unavailable, "data plane %s: %v", p.addr, err)
+	}
+	if err := readReplyStatus(c.r); err != nil {
+		nc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (p *dataConns) put(c *dataConn) {
+	c.SetDeadline(time.Time{})
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.idle) >= maxIdleDataConns {
+		c.Close()
+		return
+	}
+	p.idle = append(p.idle, c)
+}
+
+func (p *dataConns) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.idle {
+		c.Close()
+	}
+	p.idle = nil
+}
+
+// readReplyStatus reads a code and, for a non-zero code, its message, as a
+// gRPC status error.
+func readReplyStatus(r *bufio.Reader) error {
+	code, err := r.ReadByte()
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "data plane: %v", err)
+	}
+	if code == 0 {
+		return nil
+	}
+	msg, err := readString(r)
+	if err != nil {
+		return status.Errorf(codes.Unavailable, "data plane: %v", err)
+	}
+	if int(code) > int(codes.Unauthenticated) {
+		return fmt.Errorf("%w: status code %d", ErrProtocol, code)
+	}
+	return status.Error(codes.Code(code), string(msg))
+}
+
+// readData reads bytes [off, off+limit) of key over the data plane.
+func (p *dataConns) read(ctx context.Context, volume, key string, off, limit int64) ([]byte, ReadInfo, error) {
+	dl, _ := ctx.Deadline()
+	c, err := p.get(ctx)
+	if err != nil {
+		return nil, ReadInfo{}, err
+	}
+	ok := false
+	defer func() {
+		if ok {
+			p.put(c)
+		} else {
+			c.Close()
+		}
+	}()
+	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
+	defer stop()
+	c.SetDeadline(dl)
+	req := make([]byte, 0, 2+len(volume)+2+len(key)+24)
+	req = binary.BigEndian.AppendUint16(req, uint16(len(volume)))
+	req = append(req, volume...)
+	req = binary.BigEndian.AppendUint16(req, uint16(len(key)))
+	req = append(req, key...)
+	req = binary.BigEndian.AppendUint64(req, uint64(off))
+	req = binary.BigEndian.AppendUint64(req, uint64(limit))
+	req = binary.BigEndian.AppendUint64(req, uint64(dl.UnixNano()))
+	if p.acceptS2 {
+		req = append(req, 1)
+	} else {
+		req = append(req, 0)
+	}
+	if _, err := c.Write(req); err != nil {
+		return nil, ReadInfo{}, ctxOr(ctx, status.Errorf(codes.Unavailable, "data plane %s: %v", p.addr, err))
+	}
+	if err := readReplyStatus(c.r); err != nil {
+		if _, isStatus := status.FromError(err); isStatus && status.Code(err) != codes.Unavailable {
+			ok = true // a clean error answer leaves the connection usable
+		}
+		return nil, ReadInfo{}, ctxOr(ctx, err)
+	}
+	var hdr [8 + 8 + 1 + 1 + 4 + 4]byte
+	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+		return nil, ReadInfo{}, ctxOr(ctx, status.Errorf(codes.Unavailable, "data plane %s: %v", p.addr, err))
+	}
+	size, length := int64(binary.BigEndian.Uint64(hdr[0:])), int64(binary.BigEndian.Uint64(hdr[8:]))
+	wire := int64(binary.BigEndian.Uint32(hdr[22:]))
+	if length < 0 || length > 64<<20 || wire > 64<<20 || (hdr[17]&1 == 0 && wire != length) {
+		return nil, ReadInfo{}, fmt.Errorf("%w: bad length %d (wire %d)", ErrProtocol, length, wire)
+	}
+	buf := make([]byte, wire)
+	if _, err := io.ReadFull(c.r, buf); err != nil {
+		return nil, ReadInfo{}, ctxOr(ctx, status.Errorf(codes.Unavailable, "data plane %s: %v", p.addr, err))
+	}
+	info := ReadInfo{ObjectSize: size, Source: peerpb.Source(hdr[16]), WireBytes: wire}
+	if hdr[17]&1 != 0 {
+		n, err := s2.DecodedLen(buf)
+		if err != nil || int64(n) != length {
+			return nil, info, fmt.Errorf("%w: bad s2 payload", ErrProtocol)
+		}
+		if buf, err = s2.Decode(nil, buf); err != nil {
+			return nil, info, fmt.Errorf("%w: s2: %v", ErrProtocol, err)
+		}
+	}
+	if crc32.Checksum(buf, castagnoli) != binary.BigEndian.Uint32(hdr[18:]) {
+		return nil, info, fmt.Errorf("read %s from %s: %w", key, p.addr, ErrChecksum)
+	}
+	ok = true
+	return buf, info, nil
+}
+
+// ctxOr prefers the context's error, so a cancelled read reports
+// Canceled or DeadlineExceeded.
+func ctxOr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return status.FromContextError(ctx.Err()).Err()
+	}
+	// The connection's deadline is the context's; its timeout can fire a
+	// moment before the context's timer.
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return status.Error(codes.DeadlineExceeded, context.DeadlineExceeded.Error())
+	}
+	return err
+}
