@@ -1,5 +1,5 @@
 # ringcache: the commands a newcomer needs are `make test` and `make demo`.
-.PHONY: test demo build bench-go bench-mount bench-warmup bench-ring fmt
+.PHONY: test demo build bench-go bench-mount bench-warmup bench-ring bench-peer fmt
 
 test:
 	scripts/test.sh
@@ -24,3 +24,6 @@ bench-warmup:
 
 bench-ring:
 	scripts/bench.sh ring
+
+bench-peer:
+	scripts/bench.sh peer
