@@ -1,5 +1,5 @@
 # ringcache: the commands a newcomer needs are `make test` and `make demo`.
-.PHONY: test demo build bench-go bench-mount bench-warmup bench-ring bench-peer fmt
+.PHONY: test demo build bench bench-go bench-mount bench-warmup bench-ring bench-peer fmt
 
 test:
 	scripts/test.sh
@@ -27,3 +27,6 @@ bench-ring:
 
 bench-peer:
 	scripts/bench.sh peer
+
+bench:
+	scripts/bench-all.sh
