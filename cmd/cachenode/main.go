@@ -4,6 +4,7 @@
 //	cachenode serve   run a cache node (the DaemonSet's container)
 //	cachenode status  show a node's view of the ring, its store and counters
 //	cachenode warmup  warm the ring with files of a volume, or check them
+//	cachenode controller  run the Warmup controller (Kubernetes)
 package main
 
 import (
@@ -25,6 +26,7 @@ Usage:
   cachenode warmup [flags] --volume NAME PATH...
                              warm the ring with files of a volume (--check: how
                              much is cached; --dry-run: what a warm-up would fetch)
+  cachenode controller [flags] run the Warmup controller (Kubernetes)
   cachenode help   COMMAND   show a command's flags and environment
 
 Run "cachenode COMMAND --help" for details.
@@ -52,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runStatus(ctx, rest, stdout, stderr)
 	case "warmup":
 		err = runWarmup(ctx, rest, stdout, stderr)
+	case "controller":
+		err = runController(ctx, rest, stdout, stderr)
 	case "help", "-h", "--help":
 		if len(rest) == 1 {
 			return run(ctx, []string{rest[0], "--help"}, stdout, stderr)

@@ -20,9 +20,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ringcache/ringcache/internal/bytesize"
-	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
-	"github.com/ringcache/ringcache/pkg/peer/peerpb"
 	"github.com/ringcache/ringcache/pkg/prefetch"
 )
 
@@ -320,48 +318,13 @@ func readMetaURL(file, volume string, getenv func(string) string) (string, error
 }
 
 // preparePlan checks the volume against the ring and resolves the paths
-// (which takes as long as the metadata engine needs for them: no deadline).
+// (prefetch.PlanVolume); mistakes in the input are inputErrors.
 func preparePlan(ctx context.Context, cr *prefetch.ClusterRing, metaURL, volume string, paths []string) (*prefetch.Plan, error) {
-	st, err := cr.Status(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reach the ring: %w", err)
+	plan, err := prefetch.PlanVolume(ctx, cr, metaURL, volume, paths)
+	if prefetch.IsInputError(err) {
+		return nil, inputError{err}
 	}
-	vi := findVolume(st, volume)
-	if vi == nil {
-		var names []string
-		for _, v := range st.Volumes {
-			names = append(names, v.Name)
-		}
-		return nil, inputError{fmt.Errorf("unknown volume %q: the cache nodes serve %s", volume, strings.Join(names, ", "))}
-	}
-	octx, cancel := context.WithTimeout(ctx, time.Minute)
-	m, format, err := juice.OpenMeta(octx, metaURL)
-	cancel()
-	if err != nil {
-		return nil, fmt.Errorf("volume %q: %w", volume, err)
-	}
-	defer m.Shutdown()
-	if format.UUID != vi.Uuid {
-		return nil, inputError{fmt.Errorf("the metadata url is of volume %q (uuid %s), but the cache nodes serve %q as uuid %s", format.Name, format.UUID, volume, vi.Uuid)}
-	}
-	plan, err := prefetch.NewPlan(ctx, m, format, paths)
-	if errors.Is(err, juice.ErrPathNotFound) || errors.Is(err, juice.ErrInvalidPath) {
-		return nil, inputError{fmt.Errorf("volume %q: %w", volume, err)}
-	}
-	if err != nil {
-		return nil, fmt.Errorf("volume %q: %w", volume, err)
-	}
-	plan.Volume = vi.Name
-	return plan, nil
-}
-
-func findVolume(st *peerpb.StatusResponse, volume string) *peerpb.VolumeInfo {
-	for _, v := range st.Volumes {
-		if v.Name == volume || v.Uuid == volume {
-			return v
-		}
-	}
-	return nil
+	return plan, err
 }
 
 // detach re-runs this warm-up in a new session with its output going to a

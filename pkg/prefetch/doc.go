@@ -33,5 +33,5 @@
 // the Bandwidth budget here is per warm-up.
 //
 // Scheduled warm-ups and the Kubernetes controller for Warmup objects build
-// on this package and are not here yet.
+// on this package: see pkg/prefetch/api/v1alpha1 and pkg/prefetch/controller.
 package prefetch

@@ -1,0 +1,98 @@
+package prefetch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ringcache/ringcache/pkg/juice"
+	"github.com/ringcache/ringcache/pkg/peer/peerpb"
+)
+
+// Errors of PlanVolume about its input (the caller got something wrong),
+// as opposed to errors reaching the ring or the metadata engine.
+var (
+	// ErrUnknownVolume: the cache nodes do not serve the volume.
+	ErrUnknownVolume = errors.New("unknown volume")
+	// ErrVolumeMismatch: the metadata URL is of another volume than the
+	// one the cache nodes serve under that name.
+	ErrVolumeMismatch = errors.New("volume mismatch")
+)
+
+// IsInputError tells whether err from PlanVolume is about its input: an
+// unknown volume, a metadata URL of another volume, or a path that is
+// missing or malformed.
+func IsInputError(err error) bool {
+	return errors.Is(err, ErrUnknownVolume) || errors.Is(err, ErrVolumeMismatch) ||
+		errors.Is(err, juice.ErrPathNotFound) || errors.Is(err, juice.ErrInvalidPath)
+}
+
+// PlanVolume checks that the ring serves volume and that metaURL is its
+// metadata engine, then resolves paths to a plan named after volume. It
+// takes as long as the metadata engine needs for the paths (no deadline
+// beyond ctx). Errors never contain metaURL.
+func PlanVolume(ctx context.Context, cr *ClusterRing, metaURL, volume string, paths []string) (*Plan, error) {
+	st, err := cr.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("reach the ring: %w", err)
+	}
+	vi := FindVolume(st, volume)
+	if vi == nil {
+		var names []string
+		for _, v := range st.Volumes {
+			names = append(names, v.Name)
+		}
+		return nil, fmt.Errorf("%w %q: the cache nodes serve %s", ErrUnknownVolume, volume, strings.Join(names, ", "))
+	}
+	octx, cancel := context.WithTimeout(ctx, time.Minute)
+	m, format, err := juice.OpenMeta(octx, metaURL)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("volume %q: %w", volume, err)
+	}
+	defer m.Shutdown()
+	if format.UUID != vi.Uuid {
+		return nil, fmt.Errorf("%w: the metadata url is of volume %q (uuid %s), but the cache nodes serve %q as uuid %s",
+			ErrVolumeMismatch, format.Name, format.UUID, volume, vi.Uuid)
+	}
+	plan, err := NewPlan(ctx, m, format, paths)
+	if err != nil {
+		return nil, fmt.Errorf("volume %q: %w", volume, err)
+	}
+	plan.Volume = vi.Name
+	return plan, nil
+}
+
+// FindVolume returns the volume a node's status lists by name or UUID, or
+// nil.
+func FindVolume(st *peerpb.StatusResponse, volume string) *peerpb.VolumeInfo {
+	for _, v := range st.GetVolumes() {
+		if v.Name == volume || v.Uuid == volume {
+			return v
+		}
+	}
+	return nil
+}
+
+// ReadVolumeFile reads the metadata URL of volume from dir, laid out like
+// "cachenode serve --volumes-dir" (one file per volume named after it,
+// e.g. a mounted Secret). It returns an error wrapping os.ErrNotExist when
+// there is no such file. Errors never contain the URL.
+func ReadVolumeFile(dir, volume string) (string, error) {
+	if volume == "" || strings.HasPrefix(volume, ".") || strings.ContainsAny(volume, `/\`) {
+		return "", fmt.Errorf("volume name %q is not a file name", volume)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, volume))
+	if err != nil {
+		return "", fmt.Errorf("metadata url of volume %q: %w", volume, err)
+	}
+	u := strings.TrimSpace(string(b))
+	if u == "" {
+		return "", fmt.Errorf("metadata url file of volume %q is empty", volume)
+	}
+	return u, nil
+}
