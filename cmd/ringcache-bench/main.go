@@ -23,7 +23,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"syscall"
 )
 
@@ -59,5 +58,3 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-func absDir(d string) (string, error) { return filepath.Abs(d) }

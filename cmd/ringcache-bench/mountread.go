@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -46,34 +45,12 @@ func mountRead(ctx context.Context, args []string) error {
 	if os.Geteuid() != 0 {
 		return errors.New("FUSE mounts need root")
 	}
-	binAbs, err := filepath.Abs(*bin)
+	d, err := deploy(ctx, *bin, size, *nodes)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "ringcache-bench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	env, err := cluster.Start(ctx, cluster.Options{Dir: dir, Bin: binAbs})
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	files := map[string][]byte{}
-	for i := range 4 {
-		b := make([]byte, size/4)
-		rand.Read(b)
-		files[fmt.Sprintf("/m/model-%d.safetensors", i)] = b
-	}
-	if err := env.Write(ctx, files); err != nil {
-		return err
-	}
-	files = nil
-	ns, _, err := env.StartNodes(ctx, *nodes)
-	if err != nil {
-		return err
-	}
+	defer d.close()
+	env, ns, dir := d.env, d.nodes, d.dir
 	cacheDir := filepath.Join(dir, "local-cache")
 	vs := []*variant{
 		{Name: "ring: no local cache, buffer 1024 MiB, prefetch 4 (default)"},

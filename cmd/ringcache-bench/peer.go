@@ -16,8 +16,6 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
-
-	"github.com/ringcache/ringcache/internal/cluster"
 )
 
 type peerSide struct {
@@ -42,37 +40,12 @@ func peerBench(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	binAbs, err := absDir(*bin)
+	d, err := deploy(ctx, *bin, 64<<20, 1)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "ringcache-bench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	env, err := cluster.Start(ctx, cluster.Options{Dir: dir, Bin: binAbs})
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	data := make([]byte, 64<<20)
-	rand.Read(data)
-	if err := env.Write(ctx, map[string][]byte{"/m/w.bin": data}); err != nil {
-		return err
-	}
-	blocks, err := env.Blocks()
-	if err != nil {
-		return err
-	}
-	var keys []string
-	for k := range blocks {
-		keys = append(keys, k)
-	}
-	ns, _, err := env.StartNodes(ctx, 1)
-	if err != nil {
-		return err
-	}
+	defer d.close()
+	ns, keys := d.nodes, d.keys
 	c, err := ns[0].Client()
 	if err != nil {
 		return err

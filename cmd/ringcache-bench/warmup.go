@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/ringcache/ringcache/internal/bytesize"
-	"github.com/ringcache/ringcache/internal/cluster"
 )
 
 type warmupResult struct {
@@ -43,34 +41,13 @@ func warmup(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	binAbs, err := filepath.Abs(*bin)
+	d, err := deploy(ctx, *bin, size, *nodes)
 	if err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "ringcache-bench")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-	env, err := cluster.Start(ctx, cluster.Options{Dir: dir, Bin: binAbs})
-	if err != nil {
-		return err
-	}
-	defer env.Close()
-	files := map[string][]byte{}
-	for i := range 4 {
-		b := make([]byte, size/4)
-		rand.Read(b)
-		files[fmt.Sprintf("/m/model-%d.safetensors", i)] = b
-	}
-	if err := env.Write(ctx, files); err != nil {
-		return err
-	}
-	files = nil
-	ns, _, err := env.StartNodes(ctx, *nodes)
-	if err != nil {
-		return err
-	}
+	defer d.close()
+	env, ns, dir := d.env, d.nodes, d.dir
+	binAbs := env.Bin
 	urlFile := filepath.Join(dir, "meta-url")
 	if err := os.WriteFile(urlFile, []byte(env.MetaURL), 0o600); err != nil {
 		return err
