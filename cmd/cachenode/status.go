@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -18,21 +16,13 @@ import (
 )
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("status", "Usage: cachenode status [flags]\n\nShows a node's ring members and their shares, its store usage and hit ratio.\n\nFlags:\n", stderr)
 	addr := fs.String("addr", "127.0.0.1:9700", "peer address of the node to ask")
 	tokenFile := fs.String("token-file", os.Getenv("RINGCACHE_TOKEN_FILE"), "file holding the cluster token (env RINGCACHE_TOKEN_FILE)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of the call")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: cachenode status [flags]\n\nShows a node's ring members and their shares, its store usage and hit ratio.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args, false); err != nil {
+		return err
 	}
 	if *tokenFile == "" {
 		return fmt.Errorf("%w: --token-file (or RINGCACHE_TOKEN_FILE) is required", errUsage)

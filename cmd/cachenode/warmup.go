@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -105,19 +104,11 @@ func usageErr(format string, a ...any) error {
 }
 
 func runWarmup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("warmup", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := newFlagSet("warmup", warmupHelp, stderr)
 	var f warmupFlags
 	f.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), warmupHelp)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := parseFlags(fs, args, true); err != nil {
+		return err
 	}
 	paths, err := f.validate(fs.Args())
 	if err != nil {
