@@ -47,9 +47,9 @@ Flags:
 
 type mountFlags struct {
 	metaURLFile, node, tokenFile, subdir, metricsListen, jfsMetrics, cacheDir string
-	cacheSize, bufferSize, prefetch, owners                         int
-	direct                                                          bool
-	logLevel                                                        string
+	cacheSize, bufferSize, prefetch, owners                                   int
+	direct                                                                    bool
+	logLevel                                                                  string
 }
 
 func runMount(ctx context.Context, args []string, stderr io.Writer) error {

@@ -1,3 +1,16 @@
-// Package csi will hold the CSI identity, controller and node services that
-// mount models read-only through the ring. Nothing is implemented yet.
+// Package csi owns ringcache's CSI driver (csi.ringcache.io, CSI spec
+// v1.13.0): the identity service (identity.go), the controller service for
+// dynamic provisioning of model volumes (controller.go) and the node
+// service that mounts models read-only through the ring (node.go).
+//
+// A volume is a model: a directory inside a named JuiceFS volume. The
+// controller turns StorageClass parameters and the PVC into a model path
+// and checks that it exists; it keeps no state and never deletes data. The
+// node mounts each JuiceFS volume once (the `csi mount` process, detached
+// so that it outlives the plugin) and bind-mounts models read-only into
+// targets, reference counted, with its state persisted for restarts.
+// Every request is validated before anything happens, errors are gRPC
+// status codes, handlers are idempotent, a second operation on a volume
+// that has one in flight gets Aborted, and secrets (the metadata URL)
+// never appear in logs or errors. docs/csi.md describes the design.
 package csi

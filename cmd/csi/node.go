@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ringcache/ringcache/pkg/csi"
+)
+
+const nodeHelp = `Usage: csi node [flags]
+
+Serves the CSI identity and node services of csi.ringcache.io on a unix
+socket. NodePublishVolume mounts each JuiceFS volume once per node (the
+"csi mount" process, detached into its own session, or through --launcher
+into the host's namespaces) under --state-dir and bind-mounts the model
+read-only into the pod's target. The state dir keeps the plugin's state so
+that a restarted plugin adopts its mounts, repairs broken ones and removes
+unused ones. See docs/csi.md.
+
+The metadata URL comes from the node-publish secret (key "metaurl"); the
+plugin writes it to a 0600 file under --state-dir for the mount process and
+never logs it.
+
+Flags:
+`
+
+func runNode(ctx context.Context, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("node", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	exe, _ := os.Executable()
+	var (
+		endpoint, nodeID, stateDir, cacheNode, tokenFile, mountBinary, launcher, driverName, volumesDir string
+		unmountDelay, mountTimeout, repairInterval                                                      time.Duration
+		mountArgs                                                                                       listFlag
+		lf                                                                                              logFlags
+	)
+	fs.StringVar(&endpoint, "endpoint", envOr("CSI_ENDPOINT", "unix:///csi/csi.sock"), "CSI endpoint (env CSI_ENDPOINT)")
+	fs.StringVar(&nodeID, "node-id", os.Getenv("NODE_NAME"), "this node's ID, the Kubernetes node name (env NODE_NAME)")
+	fs.StringVar(&stateDir, "state-dir", "/var/lib/kubelet/plugins/csi.ringcache.io", "state, shared mounts and their logs (a hostPath with Bidirectional propagation)")
+	fs.StringVar(&cacheNode, "cache-node", "127.0.0.1:9700", "peer address of the cache node on this host")
+	fs.StringVar(&tokenFile, "token-file", os.Getenv("RINGCACHE_TOKEN_FILE"), "file holding the cluster token (env RINGCACHE_TOKEN_FILE)")
+	fs.StringVar(&mountBinary, "mount-binary", exe, "the binary whose mount subcommand is the mount process")
+	fs.StringVar(&launcher, "launcher", "", `command prefix for mount processes, split on spaces, e.g. "nsenter --target 1 --mount --pid --"`)
+	fs.Var(&mountArgs, "mount-arg", "extra flag for csi mount (repeatable), e.g. --mount-arg=--owners=3")
+	fs.DurationVar(&unmountDelay, "unmount-delay", 30*time.Second, "how long a shared mount stays after its last target is unpublished")
+	fs.DurationVar(&mountTimeout, "mount-timeout", 60*time.Second, "bound on starting a shared mount")
+	fs.DurationVar(&repairInterval, "repair-interval", 30*time.Second, "how often broken shared mounts are repaired (0: only at start and on publish)")
+	fs.StringVar(&volumesDir, "volumes-dir", "", "the only volumes and metadata engines this node mounts: one file per volume, file name = volume name, content = its metadata URL (cachenode's --volumes-dir format; recommended, required for safe inline volumes)")
+	fs.StringVar(&driverName, "driver-name", csi.DriverName, "CSI driver name")
+	lf.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), nodeHelp)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	if fs.NArg() != 0 {
+		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	}
+	switch {
+	case nodeID == "":
+		return fmt.Errorf("%w: --node-id (or NODE_NAME) is required", errUsage)
+	case tokenFile == "":
+		return fmt.Errorf("%w: --token-file (or RINGCACHE_TOKEN_FILE) is required", errUsage)
+	}
+	log, err := lf.logger(stderr)
+	if err != nil {
+		return err
+	}
+	var trusted map[string]string
+	if volumesDir != "" {
+		if trusted, err = readVolumesDir(volumesDir); err != nil {
+			return fmt.Errorf("%w: --volumes-dir: %v", errUsage, err)
+		}
+	}
+	node, err := csi.NewNode(csi.NodeOptions{
+		DriverName: driverName, Version: version(), NodeID: nodeID, StateDir: stateDir,
+		MountBinary: mountBinary, Launcher: strings.Fields(launcher), MountArgs: mountArgs,
+		CacheNode: cacheNode, TokenFile: tokenFile, TrustedEngines: trusted,
+		UnmountDelay: unmountDelay, MountTimeout: mountTimeout, RepairInterval: repairInterval,
+		Logger: log.With("service", "node"),
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", errUsage, err)
+	}
+	defer node.Close()
+	l, err := csi.Listen(endpoint)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	node.Start(ctx)
+	log.Info("node plugin serving", "endpoint", endpoint, "node_id", nodeID, "state_dir", stateDir,
+		"cache_node", cacheNode, "launcher", launcher, "recovered_in", time.Since(start).Round(time.Millisecond).String())
+	s := csi.NewServer(log)
+	node.Register(s)
+	return csi.Serve(ctx, s, l)
+}
+
+// readVolumesDir reads one metadata URL per volume from dir (file name =
+// volume name), skipping the dot entries of Kubernetes Secret volumes.
+func readVolumesDir(dir string) (map[string]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, err
+		}
+		if out[e.Name()] = strings.TrimSpace(string(b)); out[e.Name()] == "" {
+			return nil, fmt.Errorf("volume %q: the metadata URL file is empty", e.Name())
+		}
+	}
+	return out, nil
+}
