@@ -56,66 +56,7 @@ func guardFatal() {
 // metaURL.
 func OpenMetaGuarded(ctx context.Context, metaURL string) (meta.Meta, *meta.Format, error) {
 	guardFatal()
-	if err := validateMetaURL(metaURL); err != nil {
-		return nil, nil, err
-	}
-	conf := meta.DefaultConf()
-	conf.ReadOnly = true
-	conf.NoBGJob = true
-	conf.Retries = 3
-	type result struct {
-		m   meta.Meta
-		f   *meta.Format
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		var r result
-		defer func() {
-			if p := recover(); p != nil {
-				if _, ok := p.(fatalPanic); !ok {
-					panic(p)
-				}
-				if r.m != nil {
-					r.m.Shutdown()
-				}
-				done <- result{err: ErrMetaRejected}
-			}
-		}()
-		r.m = meta.NewClient(metaURL, conf)
-		f, err := r.m.Load(true)
-		if err == nil {
-			if err = f.Decrypt(); err != nil {
-				err = fmt.Errorf("decrypt format secrets: %w", err)
-			}
-		} else if strings.Contains(err.Error(), "database is not formatted") {
-			err = ErrNotFormatted
-		} else {
-			// The engine's own error names the server, never the URL's
-			// password; keep only its class.
-			err = fmt.Errorf("load format: %w", redactURL(err, metaURL))
-		}
-		if err != nil {
-			r.m.Shutdown()
-			r.m = nil
-		}
-		r.f, r.err = f, err
-		done <- r
-	}()
-	select {
-	case r := <-done:
-		if r.err != nil {
-			return nil, nil, fmt.Errorf("open metadata: %w", r.err)
-		}
-		return r.m, r.f, nil
-	case <-ctx.Done():
-		go func() {
-			if r := <-done; r.m != nil {
-				r.m.Shutdown()
-			}
-		}()
-		return nil, nil, fmt.Errorf("open metadata: %w", ctx.Err())
-	}
+	return OpenMeta(ctx, metaURL)
 }
 
 // redactedError keeps an error's chain for errors.Is but prints a message

@@ -42,23 +42,39 @@ func OpenMeta(ctx context.Context, metaURL string) (meta.Meta, *meta.Format, err
 	}
 	done := make(chan result, 1)
 	go func() {
-		m := meta.NewClient(metaURL, conf)
-		f, err := m.Load(true)
+		var r result
+		// After guardFatal (OpenMetaGuarded), a URL JuiceFS cannot take
+		// panics here instead of ending the process.
+		defer func() {
+			if p := recover(); p != nil {
+				if _, ok := p.(fatalPanic); !ok {
+					panic(p)
+				}
+				if r.m != nil {
+					r.m.Shutdown()
+				}
+				done <- result{err: ErrMetaRejected}
+			}
+		}()
+		r.m = meta.NewClient(metaURL, conf)
+		f, err := r.m.Load(true)
 		if err == nil {
-			err = f.Decrypt()
-			if err != nil {
+			if err = f.Decrypt(); err != nil {
 				err = fmt.Errorf("decrypt format secrets: %w", err)
 			}
 		} else if strings.Contains(err.Error(), "database is not formatted") {
 			err = ErrNotFormatted
 		} else {
-			err = fmt.Errorf("load format: %w", err)
+			// The engine's own error names the server, never the URL's
+			// password; keep only its class.
+			err = fmt.Errorf("load format: %w", redactURL(err, metaURL))
 		}
 		if err != nil {
-			m.Shutdown()
-			m = nil
+			r.m.Shutdown()
+			r.m = nil
 		}
-		done <- result{m, f, err}
+		r.f, r.err = f, err
+		done <- r
 	}()
 	select {
 	case r := <-done:
@@ -67,8 +83,6 @@ func OpenMeta(ctx context.Context, metaURL string) (meta.Meta, *meta.Format, err
 		}
 		return r.m, r.f, nil
 	case <-ctx.Done():
-		// The JuiceFS clients take no context here: close the client
-		// once it is open rather than leak it.
 		go func() {
 			if r := <-done; r.m != nil {
 				r.m.Shutdown()
