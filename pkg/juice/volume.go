@@ -108,41 +108,12 @@ func OpenVolume(ctx context.Context, name, metaURL string) (*Volume, error) {
 // LoadFormat reads a volume's format from its metadata engine, with its
 // secrets decrypted.
 func LoadFormat(ctx context.Context, metaURL string) (*meta.Format, error) {
-	quietJuiceFS()
-	if err := validateMetaURL(metaURL); err != nil {
+	m, f, err := OpenMeta(ctx, metaURL)
+	if err != nil {
 		return nil, err
 	}
-	conf := meta.DefaultConf()
-	conf.ReadOnly = true
-	conf.NoBGJob = true
-	conf.Retries = 3
-	type result struct {
-		f   *meta.Format
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		m := meta.NewClient(metaURL, conf)
-		defer m.Shutdown()
-		f, err := m.Load(true)
-		done <- result{f, err}
-	}()
-	var r result
-	select {
-	case r = <-done:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("load format: %w", ctx.Err())
-	}
-	if r.err != nil {
-		if strings.Contains(r.err.Error(), "database is not formatted") {
-			return nil, ErrNotFormatted
-		}
-		return nil, fmt.Errorf("load format: %w", r.err)
-	}
-	if err := r.f.Decrypt(); err != nil {
-		return nil, fmt.Errorf("decrypt format secrets: %w", err)
-	}
-	return r.f, nil
+	m.Shutdown()
+	return f, nil
 }
 
 // OpenOrigin opens the object store a JuiceFS client of this format would
