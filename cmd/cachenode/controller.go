@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
+	"github.com/ringcache/ringcache/internal/cli"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/prefetch"
 	"github.com/ringcache/ringcache/pkg/prefetch/api/v1alpha1"
@@ -143,10 +144,10 @@ func controllerScheme() (*runtime.Scheme, error) {
 }
 
 func runController(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("controller", controllerHelp, stderr)
+	fs := cli.NewFlagSet("controller", controllerHelp, stderr)
 	var f controllerFlags
 	f.register(fs)
-	if err := parseFlags(fs, args, false); err != nil {
+	if err := cli.Parse(fs, args, false); err != nil {
 		return err
 	}
 	if err := f.validate(); err != nil {

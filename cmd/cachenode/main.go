@@ -9,13 +9,13 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/ringcache/ringcache/internal/cli"
 )
 
 const usage = `cachenode: a ringcache cache node and its operator commands.
@@ -33,7 +33,7 @@ Run "cachenode COMMAND --help" for details.
 `
 
 // errUsage marks errors caused by bad flags: exit code 2.
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -66,41 +66,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "cachenode: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "cachenode %s: %v\n", args[0], err)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "cachenode %s: %v\n", args[0], err)
-		return 1
-	}
-}
-
-// newFlagSet returns a subcommand's flag set whose usage prints help and
-// the flags.
-func newFlagSet(name, help string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), help)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parseFlags parses args; a bad flag is a usage error, --help is
-// flag.ErrHelp, and positional arguments are refused unless allowArgs.
-func parseFlags(fs *flag.FlagSet, args []string, allowArgs bool) error {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if !allowArgs && fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
-	}
-	return nil
+	return cli.ExitCode(stderr, "cachenode", args[0], err)
 }

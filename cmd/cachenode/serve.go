@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ringcache/ringcache/internal/bytesize"
+	"github.com/ringcache/ringcache/internal/cli"
 	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/peer"
 )
@@ -78,10 +79,10 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("serve", serveHelp, stderr)
+	fs := cli.NewFlagSet("serve", serveHelp, stderr)
 	var f serveFlags
 	f.register(fs)
-	if err := parseFlags(fs, args, false); err != nil {
+	if err := cli.Parse(fs, args, false); err != nil {
 		return err
 	}
 	logger, err := newLogger(stderr, f.logLevel, f.logFormat)

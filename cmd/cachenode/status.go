@@ -11,17 +11,18 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/ringcache/ringcache/internal/bytesize"
+	"github.com/ringcache/ringcache/internal/cli"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
 )
 
 func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("status", "Usage: cachenode status [flags]\n\nShows a node's ring members and their shares, its store usage and hit ratio.\n\nFlags:\n", stderr)
+	fs := cli.NewFlagSet("status", "Usage: cachenode status [flags]\n\nShows a node's ring members and their shares, its store usage and hit ratio.\n\nFlags:\n", stderr)
 	addr := fs.String("addr", "127.0.0.1:9700", "peer address of the node to ask")
 	tokenFile := fs.String("token-file", os.Getenv("RINGCACHE_TOKEN_FILE"), "file holding the cluster token (env RINGCACHE_TOKEN_FILE)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	timeout := fs.Duration("timeout", 10*time.Second, "deadline of the call")
-	if err := parseFlags(fs, args, false); err != nil {
+	if err := cli.Parse(fs, args, false); err != nil {
 		return err
 	}
 	if *tokenFile == "" {

@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/ringcache/ringcache/internal/bytesize"
+	"github.com/ringcache/ringcache/internal/cli"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/prefetch"
 )
@@ -104,10 +105,10 @@ func usageErr(format string, a ...any) error {
 }
 
 func runWarmup(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlagSet("warmup", warmupHelp, stderr)
+	fs := cli.NewFlagSet("warmup", warmupHelp, stderr)
 	var f warmupFlags
 	f.register(fs)
-	if err := parseFlags(fs, args, true); err != nil {
+	if err := cli.Parse(fs, args, true); err != nil {
 		return err
 	}
 	paths, err := f.validate(fs.Args())

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +11,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/ringcache/ringcache/internal/cli"
 	"github.com/ringcache/ringcache/pkg/csi"
 )
 
@@ -30,8 +29,7 @@ Flags:
 `
 
 func runController(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("controller", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("controller", controllerHelp, stderr)
 	var (
 		endpoint, kubeconfig, driverName string
 		timeout                          time.Duration
@@ -42,18 +40,8 @@ func runController(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&driverName, "driver-name", csi.DriverName, "CSI driver name")
 	fs.DurationVar(&timeout, "check-timeout", 30*time.Second, "bound on one metadata check or API read")
 	lf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), controllerHelp)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	if err := cli.Parse(fs, args, false); err != nil {
+		return err
 	}
 	log, err := lf.logger(stderr)
 	if err != nil {

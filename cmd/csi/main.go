@@ -12,13 +12,13 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/ringcache/ringcache/internal/cli"
 )
 
 const usage = `csi: the ringcache CSI plugin binary.
@@ -32,7 +32,7 @@ Usage:
 The driver is csi.ringcache.io; docs/csi.md describes it.
 `
 
-var errUsage = errors.New("usage")
+var errUsage = cli.ErrUsage
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -63,14 +63,5 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "csi: unknown command %q\n\n%s", cmd, usage)
 		return 2
 	}
-	switch {
-	case err == nil, errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.Is(err, errUsage):
-		fmt.Fprintf(stderr, "csi %s: %v\n", args[0], err)
-		return 2
-	default:
-		fmt.Fprintf(stderr, "csi %s: %v\n", args[0], err)
-		return 1
-	}
+	return cli.ExitCode(stderr, "csi", args[0], err)
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -21,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/ringcache/ringcache/internal/cli"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/juice/ringstore"
 )
@@ -53,8 +53,7 @@ type mountFlags struct {
 }
 
 func runMount(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("mount", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("mount", mountHelp, stderr)
 	var f mountFlags
 	fs.StringVar(&f.metaURLFile, "meta-url-file", "", "file holding the volume's metadata URL (or env RINGCACHE_META_URL)")
 	fs.StringVar(&f.node, "node", "127.0.0.1:9700", "peer address of the cache node on this host")
@@ -69,15 +68,8 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.jfsMetrics, "juicefs-metrics", "127.0.0.1:0", "address for the JuiceFS client's own metrics")
 	fs.BoolVar(&f.direct, "direct", false, "do not use the ring: a plain JuiceFS client reading the origin (for comparisons)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), mountHelp)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
+	if err := cli.Parse(fs, args, true); err != nil {
+		return err
 	}
 	if fs.NArg() != 1 {
 		return fmt.Errorf("%w: want exactly one MOUNTPOINT", errUsage)

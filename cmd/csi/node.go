@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ringcache/ringcache/internal/cli"
 	"github.com/ringcache/ringcache/pkg/csi"
 )
 
@@ -32,8 +31,7 @@ Flags:
 `
 
 func runNode(ctx context.Context, args []string, stderr io.Writer) error {
-	fs := flag.NewFlagSet("node", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := cli.NewFlagSet("node", nodeHelp, stderr)
 	exe, _ := os.Executable()
 	var (
 		endpoint, nodeID, stateDir, cacheNode, tokenFile, mountBinary, launcher, driverName, volumesDir string
@@ -55,18 +53,8 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&volumesDir, "volumes-dir", "", "the only volumes and metadata engines this node mounts: one file per volume, file name = volume name, content = its metadata URL (cachenode's --volumes-dir format; recommended, required for safe inline volumes)")
 	fs.StringVar(&driverName, "driver-name", csi.DriverName, "CSI driver name")
 	lf.register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), nodeHelp)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() != 0 {
-		return fmt.Errorf("%w: unexpected arguments %q", errUsage, fs.Args())
+	if err := cli.Parse(fs, args, false); err != nil {
+		return err
 	}
 	switch {
 	case nodeID == "":
