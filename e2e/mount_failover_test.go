@@ -20,7 +20,10 @@ func TestMountSurvivesNodeKill(t *testing.T) {
 	data := randomBytes(t, 96<<20)
 	e.write(t, map[string][]byte{"/models/big/model.safetensors": data})
 	nodes, _ := startCluster(t, e)
-	m := e.mount(t, mountOpts{node: nodes[0], subdir: "/models/big"})
+	// A small read-ahead, so that the blocks after the kill are fetched
+	// after it: with the default 1 GiB buffer the whole file is prefetched
+	// before a third of it is read.
+	m := e.mount(t, mountOpts{node: nodes[0], subdir: "/models/big", extra: []string{"--buffer-size=32", "--prefetch=1"}})
 
 	f, err := os.Open(filepath.Join(m.dir, "model.safetensors"))
 	if err != nil {
