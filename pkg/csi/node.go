@@ -154,8 +154,8 @@ func (n *Node) Close() {
 	}
 	n.closed = true
 	close(n.stop)
-	for _, t := range n.timers {
-		t.Stop()
+	for v := range n.timers {
+		n.stopTimerLocked(v)
 	}
 	n.mu.Unlock()
 	n.wg.Wait()
@@ -580,10 +580,7 @@ func (n *Node) bindTarget(sm *stagingState, pr *publishRequest) error {
 	n.mu.Lock()
 	sm.Targets[pr.target] = &targetState{VolumeID: pr.id, Path: pr.model.Path, NoExec: pr.flags.NoExec}
 	sm.IdleSince = nil
-	if t := n.timers[sm.Volume]; t != nil {
-		t.Stop()
-		delete(n.timers, sm.Volume)
-	}
+	n.stopTimerLocked(sm.Volume)
 	err = n.saveLocked()
 	n.mu.Unlock()
 	if err == nil {
@@ -736,10 +733,27 @@ func (n *Node) markIdleLocked(sm *stagingState) {
 }
 
 func (n *Node) scheduleIdleLocked(volume string, after time.Duration) {
-	if t := n.timers[volume]; t != nil {
-		t.Stop()
+	n.stopTimerLocked(volume)
+	if n.closed {
+		return
 	}
-	n.timers[volume] = time.AfterFunc(max(after, 0), func() { n.unmountIfIdle(volume) })
+	// The callback is counted in wg, so Close waits for an unmount that
+	// has started.
+	n.wg.Add(1)
+	n.timers[volume] = time.AfterFunc(max(after, 0), func() {
+		defer n.wg.Done()
+		n.unmountIfIdle(volume)
+	})
+}
+
+// stopTimerLocked cancels volume's pending unmount, if any.
+func (n *Node) stopTimerLocked(volume string) {
+	if t := n.timers[volume]; t != nil {
+		if t.Stop() {
+			n.wg.Done() // it will not run
+		}
+		delete(n.timers, volume)
+	}
 }
 
 // unmountIfIdle removes a shared mount that has had no target for
