@@ -31,3 +31,5 @@ run storm --bin bin
 run failover --bin bin --readers 4 --shard-size 64MiB
 echo "== go benchmarks" | tee -a "$out"
 go test -run '^$' -bench . -benchmem ./pkg/ring/ ./pkg/blockstore/ ./pkg/peer/ 2>&1 | grep -E '^(Benchmark|ok)' | tee -a "$out"
+echo "== charts" | tee -a "$out"
+bin/ringcache-bench report --dir docs/bench | tee -a "$out"

@@ -16,6 +16,7 @@
 //	                             killed vs. without
 //	ringcache-bench peer         warm block serving by a cache node vs. a
 //	                             plain TCP copy between two processes
+//	ringcache-bench report       SVG charts from the results in docs/bench
 package main
 
 import (
@@ -49,6 +50,8 @@ func main() {
 		err = peerBench(ctx, os.Args[2:])
 	case "tcp-serve": // the peer benchmark's baseline server process
 		err = tcpServe()
+	case "report":
+		err = report(os.Args[2:])
 	default:
 		fmt.Fprintf(os.Stderr, "ringcache-bench: unknown benchmark %q\n", os.Args[1])
 		os.Exit(2)
