@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make bench: runs every benchmark with its baseline, side by side, on a
-# local deployment (installing what it needs like the tests do), and keeps
-# the raw results in docs/bench/: <name>.json and the printed tables in
-# latest.txt, with the machine and the command. Sizes are flags of
+# local deployment (installing what it needs like the tests do), keeps the
+# raw results in docs/bench/ (<name>.json, and the printed tables in
+# latest.txt with the machine and the command), draws the charts there and
+# regenerates the summary table of docs/benchmarks.md. Sizes are flags of
 # ringcache-bench; BENCH_ARGS_<NAME> passes extra ones, e.g.
 #   BENCH_ARGS_STORM="--readers 16 --shard-size 1GiB" make bench
 set -euo pipefail
@@ -32,4 +33,4 @@ run failover --bin bin --readers 4 --shard-size 64MiB
 echo "== go benchmarks" | tee -a "$out"
 go test -run '^$' -bench . -benchmem ./pkg/ring/ ./pkg/blockstore/ ./pkg/peer/ 2>&1 | grep -E '^(Benchmark|ok)' | tee -a "$out"
 echo "== charts" | tee -a "$out"
-bin/ringcache-bench report --dir docs/bench | tee -a "$out"
+bin/ringcache-bench report --dir docs/bench --doc docs/benchmarks.md | tee -a "$out"

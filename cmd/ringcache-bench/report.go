@@ -20,6 +20,7 @@ import (
 func report(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ContinueOnError)
 	dir := fs.String("dir", "docs/bench", "directory with the benchmarks' JSON results")
+	doc := fs.String("doc", "", "also regenerate the summary section of this Markdown file (docs/benchmarks.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -64,6 +65,12 @@ func report(args []string) error {
 	}
 	if len(made) == 0 {
 		return fmt.Errorf("no storm.json or failover.json in %s", *dir)
+	}
+	if *doc != "" {
+		if err := updateDoc(*doc, *dir); err != nil {
+			return err
+		}
+		made = append(made, *doc)
 	}
 	fmt.Println("wrote", strings.Join(made, ", "))
 	return nil
