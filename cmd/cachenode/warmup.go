@@ -465,17 +465,7 @@ func progressLine(p prefetch.Progress) string {
 	fmt.Fprintf(&b, "%5.1f%%  %d/%d blocks  %s/%s  %d/%d files",
 		100*fraction(p.BytesDone, p.Bytes), p.BlocksDone, p.Blocks,
 		bytesize.Format(p.BytesDone), bytesize.Format(p.Bytes), p.FilesDone, p.Files)
-	if p.BlocksFailed > 0 {
-		fmt.Fprintf(&b, "  %d failed", p.BlocksFailed)
-	}
-	fmt.Fprintf(&b, "  %s/s", bytesize.Format(int64(p.Rate)))
-	switch {
-	case p.Remaining() == 0:
-	case p.ETA < 0:
-		b.WriteString("  ETA ?")
-	default:
-		fmt.Fprintf(&b, "  ETA %s", p.ETA)
-	}
+	progressTail(&b, p, "  ")
 	return b.String()
 }
 
@@ -483,18 +473,23 @@ func progressLine(p prefetch.Progress) string {
 func compactProgressLine(p prefetch.Progress) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%.1f%% %d/%d blocks %s", 100*fraction(p.BytesDone, p.Bytes), p.BlocksDone, p.Blocks, bytesize.Format(p.BytesDone))
+	progressTail(&b, p, " ")
+	return b.String()
+}
+
+// progressTail appends failed blocks, the rate and the ETA, each after sep.
+func progressTail(b *strings.Builder, p prefetch.Progress, sep string) {
 	if p.BlocksFailed > 0 {
-		fmt.Fprintf(&b, " %d failed", p.BlocksFailed)
+		fmt.Fprintf(b, "%s%d failed", sep, p.BlocksFailed)
 	}
-	fmt.Fprintf(&b, " %s/s", bytesize.Format(int64(p.Rate)))
+	fmt.Fprintf(b, "%s%s/s", sep, bytesize.Format(int64(p.Rate)))
 	switch {
 	case p.Remaining() == 0:
 	case p.ETA < 0:
-		b.WriteString(" ETA ?")
+		b.WriteString(sep + "ETA ?")
 	default:
-		fmt.Fprintf(&b, " ETA %s", p.ETA)
+		fmt.Fprintf(b, "%sETA %s", sep, p.ETA)
 	}
-	return b.String()
 }
 
 func printResult(w io.Writer, plan *prefetch.Plan, r *prefetch.Result) {
