@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ringcache/ringcache/pkg/peer"
+	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 func TestReadGoesToPrimaryOwner(t *testing.T) {
@@ -176,17 +177,25 @@ func warm(t *testing.T, s *Store, keys []string, datas [][]byte) {
 	}
 }
 
+// warmBlocks makes n blocks of size whose owners satisfy pred and reads
+// each once through s.
+func warmBlocks(t *testing.T, c *cluster, s *Store, n, size int, pred func([]ring.Member) bool) ([]string, [][]byte) {
+	t.Helper()
+	var keys []string
+	var datas [][]byte
+	for range n {
+		k, d := c.block(size, pred)
+		keys, datas = append(keys, k), append(datas, d)
+	}
+	warm(t, s, keys, datas)
+	return keys, datas
+}
+
 func TestSlowOwnerIsHedged(t *testing.T) {
 	c := newCluster(t, 3)
 	s := c.newStore(c.nodes[0].addr, func(o *Options) { o.HedgeMin, o.HedgeMax = 20*time.Millisecond, 100*time.Millisecond })
 	b, cc := c.nodes[1], c.nodes[2]
-	var keys []string
-	var datas [][]byte
-	for range 20 {
-		k, d := c.block(32<<10, ownedBy(b.addr, cc.addr))
-		keys, datas = append(keys, k), append(datas, d)
-	}
-	warm(t, s, keys, datas)
+	keys, datas := warmBlocks(t, c, s, 20, 32<<10, ownedBy(b.addr, cc.addr))
 	before, beforeC := s.Stats(), cc.reads()
 
 	b.store.delay.Store(int64(2 * time.Second))
@@ -213,13 +222,7 @@ func TestSlowOwnerAndDeadSecond(t *testing.T) {
 	c := newCluster(t, 3)
 	s := c.newStore(c.nodes[0].addr, func(o *Options) { o.HedgeMin, o.HedgeMax = 20*time.Millisecond, 100*time.Millisecond })
 	b, cc := c.nodes[1], c.nodes[2]
-	var keys []string
-	var datas [][]byte
-	for range 20 {
-		k, d := c.block(16<<10, ownedBy(b.addr, cc.addr))
-		keys, datas = append(keys, k), append(datas, d)
-	}
-	warm(t, s, keys, datas)
+	keys, datas := warmBlocks(t, c, s, 20, 16<<10, ownedBy(b.addr, cc.addr))
 	b.store.delay.Store(int64(2 * time.Second))
 	cc.down()
 	start := time.Now()
