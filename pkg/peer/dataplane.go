@@ -224,15 +224,11 @@ func (s *Server) answerData(ctx context.Context, c net.Conn, req dataRequest) er
 	if err != nil {
 		return s.writeDataError(c, err)
 	}
-	release, err := s.answers.acquire(ctx, answerWeight(req.key, req.off, req.limit))
-	if err != nil {
-		return s.writeDataError(c, status.FromContextError(err).Err())
-	}
-	defer release()
-	data, meta, src, err := s.get(ctx, v, req.key, req.off, req.limit)
+	data, meta, src, release, err := s.get(ctx, v, req.key, req.off, req.limit)
 	if err != nil {
 		return s.writeDataError(c, err)
 	}
+	defer release()
 	// Writing the answer gets at most MaxWriteTimeout from now.
 	c.SetWriteDeadline(minTime(deadline, time.Now().Add(s.o.Limits.MaxWriteTimeout)))
 	s.c.reads.Add(1)
@@ -325,6 +321,9 @@ func readDataRequest(r *bufio.Reader) (dataRequest, error) {
 	flags, err := r.ReadByte()
 	if err != nil {
 		return dataRequest{}, err
+	}
+	if flags&^1 != 0 {
+		return dataRequest{}, fmt.Errorf("%w: unknown request flags %#x", ErrProtocol, flags)
 	}
 	return dataRequest{volume: string(vol), key: string(key), off: nums[0], limit: nums[1], deadlineNanos: nums[2], acceptS2: flags&1 != 0}, nil
 }

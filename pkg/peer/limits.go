@@ -163,8 +163,9 @@ type Limits struct {
 	// (default 256).
 	MaxConcurrentStreams uint32
 	// MaxAnswerBytes bounds the bytes of read answers the server holds at
-	// once, over both transports (default 256 MiB): a read waits for room
-	// before it loads its block.
+	// once, over both transports (default 128 MiB): a read of a cached
+	// block waits for room before the store loads it, a read that fetched
+	// from the origin before it is sent.
 	MaxAnswerBytes int64
 	// MaxCallTimeout is the longest a read may wait and be answered (default
 	// 5m): a data-plane request's deadline is cut to it, a gRPC Read whose
@@ -187,7 +188,7 @@ const (
 	DefaultMaxDataConns         = 2048
 	DefaultMaxDataConnsPerHost  = 256
 	DefaultMaxConcurrentStreams = 256
-	DefaultMaxAnswerBytes       = 256 << 20
+	DefaultMaxAnswerBytes       = 128 << 20
 	DefaultMaxCallTimeout       = 5 * time.Minute
 	DefaultMaxWriteTimeout      = 30 * time.Second
 	DefaultRefusalLogInterval   = time.Minute

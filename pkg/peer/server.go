@@ -305,15 +305,11 @@ func (s *Server) Read(req *peerpb.ReadRequest, stream grpc.ServerStreamingServer
 	if err != nil {
 		return err
 	}
-	release, err := s.answers.acquire(ctx, answerWeight(req.Key, req.Offset, req.Limit))
-	if err != nil {
-		return status.FromContextError(err).Err()
-	}
-	defer release()
-	data, meta, src, err := s.get(ctx, v, req.Key, req.Offset, req.Limit)
+	data, meta, src, release, err := s.get(ctx, v, req.Key, req.Offset, req.Limit)
 	if err != nil {
 		return err
 	}
+	defer release()
 	s.c.reads.Add(1)
 	return s.send(stream, data, meta.ObjectSize, src, req.AcceptS2 && meta.Compressible)
 }
@@ -324,36 +320,51 @@ type blockInfo struct {
 }
 
 // get returns bytes [off, off+limit) of the block, from the store or, on a
-// miss, from the origin through the single flight.
-func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int64) ([]byte, blockInfo, peerpb.Source, error) {
+// miss, from the origin through the single flight, and the function that
+// gives back the answer budget (Limits.MaxAnswerBytes) they hold; the
+// caller calls it once the bytes are sent. A hit takes its budget before
+// the store reads the block; a miss after the fetch (the origin slots
+// bound fetches in flight), so waiting for the origin holds none.
+func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int64) ([]byte, blockInfo, peerpb.Source, func(), error) {
 	k := blockstore.Key{Volume: v.UUID, Object: key}
 	if size, ok := s.o.Store.Has(k); ok {
+		release, err := s.answers.acquire(ctx, answerWeight(key, off, limit))
+		if err != nil {
+			return nil, blockInfo{}, 0, nil, status.FromContextError(err).Err()
+		}
 		data, m, err := s.o.Store.Get(ctx, k, off, limit)
 		switch {
 		case err == nil:
 			s.c.hits.Add(1)
-			return data, blockInfo{Compressible: m.Compressible, ObjectSize: size}, peerpb.Source_SOURCE_STORE, nil
+			return data, blockInfo{Compressible: m.Compressible, ObjectSize: size}, peerpb.Source_SOURCE_STORE, release, nil
 		case errors.Is(err, blockstore.ErrRange), errors.Is(err, blockstore.ErrInvalidRange):
-			return nil, blockInfo{}, 0, rangeStatus(err, off, size)
+			release()
+			return nil, blockInfo{}, 0, nil, rangeStatus(err, off, size)
 		case errors.Is(err, blockstore.ErrCorrupt):
 			s.log.Warn("corrupt block dropped, refetching", "volume", v.Name, "key", key)
 		case ctx.Err() != nil:
-			return nil, blockInfo{}, 0, status.FromContextError(ctx.Err()).Err()
+			release()
+			return nil, blockInfo{}, 0, nil, status.FromContextError(ctx.Err()).Err()
 		default:
 			s.log.Warn("store read failed, treating as miss", "volume", v.Name, "key", key, "err", err)
 		}
+		release()
 	}
 	s.c.misses.Add(1)
 	f, err := s.fetch(ctx, v, key, classRead)
 	if err != nil {
-		return nil, blockInfo{}, 0, err
+		return nil, blockInfo{}, 0, nil, err
 	}
 	size := int64(len(f.data))
 	start, end, err := blockstore.Range(off, limit, size)
 	if err != nil {
-		return nil, blockInfo{}, 0, rangeStatus(err, off, size)
+		return nil, blockInfo{}, 0, nil, rangeStatus(err, off, size)
 	}
-	return f.data[start:end], blockInfo{Compressible: f.compressible, ObjectSize: size}, peerpb.Source_SOURCE_ORIGIN, nil
+	release, err := s.answers.acquire(ctx, end-start)
+	if err != nil {
+		return nil, blockInfo{}, 0, nil, status.FromContextError(err).Err()
+	}
+	return f.data[start:end], blockInfo{Compressible: f.compressible, ObjectSize: size}, peerpb.Source_SOURCE_ORIGIN, release, nil
 }
 
 type fetched struct {
