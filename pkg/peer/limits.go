@@ -257,6 +257,12 @@ func answerWeight(key string, off, limit int64) int64 {
 // leaves room without letting a call make the server buffer 4 MiB.
 const maxRecvMsgSize = 1 << 20
 
+// maxHeaderListSize bounds the headers of a call, which gRPC reads before
+// the tap handle sees them (its default is 16 MiB). A call's headers are
+// its method, a deadline, the authorization and a few gRPC fields: well
+// under 1 KiB.
+const maxHeaderListSize = 16 << 10
+
 // limitListener wraps l so that connections over MaxConns or
 // MaxConnsPerHost are closed as soon as they are accepted.
 func (s *Server) limitListener(l net.Listener) net.Listener {

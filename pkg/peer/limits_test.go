@@ -4,11 +4,16 @@ import (
 	"context"
 	"math"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/ringcache/ringcache/pkg/peer/peerpb"
 )
 
 // TestDataPlaneSlowReaderBounded: a client that pipelines reads with a
@@ -128,6 +133,32 @@ func waitWaiters(t *testing.T, b *byteBudget, n int) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d waiters, want %d", got, n)
+		}
+	}
+}
+
+// TestOversizedHeadersRefused: headers beyond maxHeaderListSize are
+// refused before anything else is done with the call.
+func TestOversizedHeadersRefused(t *testing.T) {
+	f := newFixture(t, nil, nil)
+	c := dialRaw(t, f.addr, grpc.WithPerRPCCredentials(TokenCredentials([]byte(testToken))))
+	ctx := metadata.AppendToOutgoingContext(ctx10s(t), "padding", strings.Repeat("x", 64<<10))
+	if _, err := c.Status(ctx, &peerpb.StatusRequest{}); err == nil {
+		t.Error("a call with 64 KiB of headers was served")
+	}
+	if _, err := c.Status(ctx10s(t), &peerpb.StatusRequest{}); err != nil {
+		t.Errorf("normal call: %v", err)
+	}
+}
+
+func TestLimitsValidate(t *testing.T) {
+	var l Limits
+	if err := l.Validate(); err != nil || l.MaxConns != DefaultMaxConns || l.MaxAnswerBytes != DefaultMaxAnswerBytes || l.MaxWriteTimeout != DefaultMaxWriteTimeout {
+		t.Errorf("defaults: %+v, %v", l, err)
+	}
+	for _, bad := range []Limits{{MaxConns: -1}, {MaxAnswerBytes: 1 << 20}, {MaxWriteTimeout: -time.Second}} {
+		if err := bad.Validate(); err == nil {
+			t.Errorf("%+v accepted", bad)
 		}
 	}
 }

@@ -207,8 +207,8 @@ func NewServer(o ServerOptions) (*Server, error) {
 // before any message is read, and transport settings that bound what one
 // connection can make the server hold: default flow-control windows (a
 // client cannot push more than 64 KiB per stream unasked), shared write
-// buffers, at most MaxConcurrentStreams calls per connection and messages
-// of at most maxRecvMsgSize.
+// buffers, at most MaxConcurrentStreams calls per connection, headers of
+// at most maxHeaderListSize and messages of at most maxRecvMsgSize.
 func (s *Server) GRPCServer() *grpc.Server {
 	var opts []grpc.ServerOption
 	if s.metrics != nil {
@@ -218,6 +218,7 @@ func (s *Server) GRPCServer() *grpc.Server {
 	opts = append(opts,
 		grpc.SharedWriteBuffer(true),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(s.o.Limits.MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
