@@ -5,10 +5,11 @@ import (
 	"testing"
 )
 
-// FuzzParseBlockKey feeds arbitrary strings to ParseBlockKey: it never
+// FuzzBlockKeyStrict feeds arbitrary strings to ParseBlockKey (beside
+// FuzzParseBlockKey, which checks canonical form only): it never
 // panics, fails only with ErrNotBlockKey, and a key it accepts is in
 // canonical form (String gives it back) with its fields in bounds.
-func FuzzParseBlockKey(f *testing.F) {
+func FuzzBlockKeyStrict(f *testing.F) {
 	for _, s := range []string{
 		"chunks/0/0/1_0_4194304", "chunks/0/1/1234_5_1048576", "chunks/D2/0/1234_0_4194304",
 		"chunks/0/0/1_0_16777217", "chunks/0/0/0_0_1", "chunks/0/0/01_0_1", "chunks/../x",
