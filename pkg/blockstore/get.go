@@ -13,8 +13,10 @@ import (
 const readChunkSize = 256 << 10
 
 // Get returns limit bytes of k's data from offset off, or all bytes from
-// off if limit < 0 or fewer than limit remain, and k's Meta. An off beyond
-// the data fails with ErrRange; off equal to its length returns no bytes.
+// off if limit is -1 or fewer than limit remain, and k's Meta. The range
+// is checked by Range: an off beyond the data fails with ErrRange, off
+// equal to its length returns no bytes, a negative off or a limit below -1
+// fails with ErrInvalidRange.
 //
 // A miss returns ErrNotFound. Every Get reads and checksums the whole
 // block: a block whose file fails the check (bad checksum, truncated,
@@ -42,10 +44,9 @@ func (s *Store) Get(ctx context.Context, k Key, off, limit int64) ([]byte, Meta,
 		s.stats.misses.Add(1)
 		return nil, Meta{}, ErrNotFound
 	}
-	if off < 0 || off > e.size {
-		size := e.size
+	if _, _, err := Range(off, limit, e.size); err != nil {
 		s.mu.Unlock()
-		return nil, Meta{}, fmt.Errorf("%w: offset %d in block %s of %d bytes", ErrRange, off, k, size)
+		return nil, Meta{}, fmt.Errorf("get %s: %w", k, err)
 	}
 	s.idx.touch(e)
 	touch := now.Sub(e.touched) >= mtimeGranularity
@@ -67,7 +68,7 @@ func (s *Store) Get(ctx context.Context, k Key, off, limit int64) ([]byte, Meta,
 			}
 		}
 		return data, meta, nil
-	case errors.Is(err, ErrRange):
+	case errors.Is(err, ErrRange), errors.Is(err, ErrInvalidRange):
 		return nil, Meta{}, err
 	case errors.Is(err, fs.ErrNotExist):
 		// Deleted or evicted since the lookup, or removed behind our back.
@@ -117,13 +118,11 @@ func (s *Store) read(path string, k Key, off, limit int64) ([]byte, Meta, error)
 	}
 	// The file may be a newer one of the same key than the index entry
 	// checked: check off again.
-	if off > h.dataLen {
-		return nil, Meta{}, fmt.Errorf("%w: offset %d in block %s of %d bytes", ErrRange, off, k, h.dataLen)
+	start, end, err := Range(off, limit, h.dataLen)
+	if err != nil {
+		return nil, Meta{}, fmt.Errorf("get %s: %w", k, err)
 	}
-	n := h.dataLen - off
-	if limit >= 0 && limit < n {
-		n = limit
-	}
+	off, n := start, end-start
 	base := h.size()
 	out := make([]byte, n)
 	crc, err := s.checksum(f, 0, base, off)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math"
 	"os"
 	"runtime"
 	"strings"
@@ -31,7 +32,11 @@ func TestPutGetRanges(t *testing.T) {
 		{name: "offset at end", off: 1000, limit: -1, want: []byte{}},
 		{name: "offset past end", off: 1001, limit: -1, wantErr: ErrRange},
 		{name: "offset far past end", off: 1 << 40, limit: 10, wantErr: ErrRange},
-		{name: "negative offset", off: -1, limit: 10, wantErr: ErrRange},
+		{name: "negative offset", off: -1, limit: 10, wantErr: ErrInvalidRange},
+		{name: "limit below -1", off: 0, limit: -2, wantErr: ErrInvalidRange},
+		{name: "end overflows int64", off: 1, limit: math.MaxInt64, want: data[1:]},
+		{name: "max offset and limit", off: math.MaxInt64, limit: math.MaxInt64, wantErr: ErrRange},
+		{name: "min offset", off: math.MinInt64, limit: math.MaxInt64, wantErr: ErrInvalidRange},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 
@@ -13,7 +14,9 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 )
 
 // MinTokenLen is the shortest cluster token accepted.
@@ -70,37 +73,86 @@ func TokenCredentials(tok []byte) credentials.PerRPCCredentials {
 }
 
 // authenticator checks the token and the deadline of every call.
-type authenticator struct{ want []byte }
+type authenticator struct {
+	want []byte
+	ref  *refusals
+}
 
-func (a authenticator) check(ctx context.Context) error {
-	md, _ := metadata.FromIncomingContext(ctx)
-	var got string
-	if v := md.Get(authHeader); len(v) == 1 {
-		got, _ = strings.CutPrefix(v[0], "Bearer ")
+// tokenReason returns "" for md carrying the cluster token as
+// "authorization: Bearer <token>", else the reason to refuse the call. It
+// is cheap (one token-sized copy, a constant-time compare): it runs on a
+// connection's reader goroutine, before any message of the call is read.
+func (a authenticator) tokenReason(md metadata.MD) string {
+	v := md[authHeader]
+	if len(v) == 0 || v[0] == "" {
+		return reasonNoToken
 	}
-	if got == "" || subtle.ConstantTimeCompare([]byte(got), a.want) != 1 {
-		return status.Error(codes.Unauthenticated, "missing or wrong cluster token")
+	if len(v) != 1 {
+		return reasonBadToken
+	}
+	got, ok := strings.CutPrefix(v[0], "Bearer ")
+	switch {
+	case !ok:
+		return reasonNoBearer
+	case got == "":
+		return reasonNoToken
+	case subtle.ConstantTimeCompare([]byte(got), a.want) != 1:
+		return reasonBadToken
+	}
+	return ""
+}
+
+var errUnauthenticated = status.Error(codes.Unauthenticated, "missing or wrong cluster token (want authorization: Bearer <token>)")
+
+// tap refuses a call without the cluster token as soon as its headers
+// arrive, before gRPC reads or decodes any of its messages.
+func (a authenticator) tap(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if reason := a.tokenReason(info.Header); reason != "" {
+		a.refuse(ctx, reason, info.FullMethodName)
+		return ctx, errUnauthenticated
+	}
+	return ctx, nil
+}
+
+func (a authenticator) refuse(ctx context.Context, reason, method string) {
+	var addr net.Addr
+	if p, ok := grpcpeer.FromContext(ctx); ok {
+		addr = p.Addr
+	}
+	a.ref.refuse(reason, addr, method)
+}
+
+// check repeats the token check behind the tap (a server built without
+// it stays closed) and refuses calls without a deadline.
+func (a authenticator) check(ctx context.Context, method string) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if reason := a.tokenReason(md); reason != "" {
+		a.refuse(ctx, reason, method)
+		return errUnauthenticated
 	}
 	if _, ok := ctx.Deadline(); !ok {
+		a.refuse(ctx, reasonNoDeadline, method)
 		return status.Error(codes.InvalidArgument, "call has no deadline")
 	}
 	return nil
 }
 
-// serverAuth returns interceptors that refuse calls without the cluster
-// token (Unauthenticated) or without a deadline (InvalidArgument) before
-// any handler runs.
-func serverAuth(tok []byte) []grpc.ServerOption {
-	a := authenticator{want: bytes.Clone(tok)}
+// serverAuth returns the tap handle and interceptors that refuse calls
+// without the cluster token (Unauthenticated) or without a deadline
+// (InvalidArgument) before any handler runs, and calls without the token
+// before any message is read.
+func serverAuth(tok []byte, ref *refusals) []grpc.ServerOption {
+	a := authenticator{want: bytes.Clone(tok), ref: ref}
 	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
-			if err := a.check(ctx); err != nil {
+		grpc.InTapHandle(a.tap),
+		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+			if err := a.check(ctx, info.FullMethod); err != nil {
 				return nil, err
 			}
 			return h(ctx, req)
 		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, h grpc.StreamHandler) error {
-			if err := a.check(ss.Context()); err != nil {
+		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+			if err := a.check(ss.Context(), info.FullMethod); err != nil {
 				return err
 			}
 			return h(srv, ss)

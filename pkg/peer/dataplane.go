@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -129,17 +130,32 @@ type prefixConn struct {
 func (c *prefixConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // serveData serves one data-plane connection until it fails or idles.
+// A connection answers one request at a time and reads the next only
+// after the answer is written, so it holds at most one answer.
 func (s *Server) serveData(ctx context.Context, c net.Conn) {
 	defer c.Close()
 	stop := context.AfterFunc(ctx, func() { c.Close() })
 	defer stop()
-	r := bufio.NewReaderSize(c, 4096)
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	tok, err := readString(r)
-	if err != nil {
+	release, ok := s.dataConns.acquire(c.RemoteAddr())
+	if !ok {
+		s.refused.refuse(reasonTooManyConns, c.RemoteAddr(), "data plane")
+		writeAuthReply(c, codes.ResourceExhausted, "too many data-plane connections")
 		return
 	}
-	if subtle.ConstantTimeCompare(tok, s.o.Token) != 1 {
+	defer release()
+	r := bufio.NewReaderSize(c, 4096)
+	tok, err := readString(r)
+	if err != nil {
+		s.dataFrameError(c, err, "token")
+		return
+	}
+	if len(tok) == 0 || subtle.ConstantTimeCompare(tok, s.o.Token) != 1 {
+		reason := reasonBadToken
+		if len(tok) == 0 {
+			reason = reasonNoToken
+		}
+		s.refused.refuse(reason, c.RemoteAddr(), "data plane")
 		s.countData(codes.Unauthenticated)
 		writeAuthReply(c, codes.Unauthenticated, "missing or wrong cluster token")
 		return
@@ -151,12 +167,29 @@ func (s *Server) serveData(ctx context.Context, c net.Conn) {
 		c.SetDeadline(time.Now().Add(dataIdleTimeout))
 		req, err := readDataRequest(r)
 		if err != nil {
+			if !errors.Is(err, io.EOF) { // EOF between requests: the client closed
+				s.dataFrameError(c, err, "request")
+			}
 			return
 		}
 		if err := s.answerData(ctx, c, req); err != nil {
 			return
 		}
 	}
+}
+
+// dataFrameError records a connection that broke the protocol (a
+// truncated message, an oversized string); an idle or closed connection is
+// not one.
+func (s *Server) dataFrameError(c net.Conn, err error, what string) {
+	var ne net.Error
+	switch {
+	case errors.Is(err, net.ErrClosed), errors.As(err, &ne) && ne.Timeout():
+		return
+	case errors.Is(err, io.EOF) && what == "token":
+		return // a probe that connected and sent the magic only
+	}
+	s.refused.refuse(reasonBadFrame, c.RemoteAddr(), fmt.Sprintf("data plane %s: %v", what, err))
 }
 
 type dataRequest struct {
@@ -168,26 +201,36 @@ type dataRequest struct {
 
 func (s *Server) answerData(ctx context.Context, c net.Conn, req dataRequest) error {
 	if req.deadlineNanos <= 0 {
+		s.refused.refuse(reasonNoDeadline, c.RemoteAddr(), "data plane")
 		return s.writeDataError(c, status.Error(codes.InvalidArgument, "call has no deadline"))
 	}
+	// The request's deadline bounds the call, and the server's own maximum
+	// bounds the request's.
+	now := time.Now()
 	deadline := time.Unix(0, req.deadlineNanos)
+	if max := now.Add(s.o.Limits.MaxCallTimeout); deadline.After(max) {
+		deadline = max
+	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	c.SetDeadline(deadline)
+	c.SetWriteDeadline(minTime(deadline, now.Add(s.o.Limits.MaxWriteTimeout)))
 	if err := validateKey(req.key); err != nil {
 		return s.writeDataError(c, err)
 	}
-	if req.off < 0 || req.limit < -1 {
-		return s.writeDataError(c, status.Errorf(codes.InvalidArgument, "bad range: offset %d, limit %d", req.off, req.limit))
+	if err := checkRange(req.off, req.limit); err != nil {
+		return s.writeDataError(c, err)
 	}
 	v, err := s.volume(req.volume)
 	if err != nil {
 		return s.writeDataError(c, err)
 	}
-	data, meta, src, err := s.get(ctx, v, req.key, req.off, req.limit)
+	data, meta, src, release, err := s.get(ctx, v, req.key, req.off, req.limit)
 	if err != nil {
 		return s.writeDataError(c, err)
 	}
+	defer release()
+	// Writing the answer gets at most MaxWriteTimeout from now.
+	c.SetWriteDeadline(minTime(deadline, time.Now().Add(s.o.Limits.MaxWriteTimeout)))
 	s.c.reads.Add(1)
 	payload, flags := data, byte(0)
 	if req.acceptS2 && meta.Compressible {
@@ -232,6 +275,13 @@ func (s *Server) countData(code codes.Code) {
 	}
 }
 
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
 func writeAuthReply(w io.Writer, code codes.Code, msg string) error {
 	b := []byte{byte(code)}
 	if code != codes.OK {
@@ -272,7 +322,27 @@ func readDataRequest(r *bufio.Reader) (dataRequest, error) {
 	if err != nil {
 		return dataRequest{}, err
 	}
+	if flags&^1 != 0 {
+		return dataRequest{}, fmt.Errorf("%w: unknown request flags %#x", ErrProtocol, flags)
+	}
 	return dataRequest{volume: string(vol), key: string(key), off: nums[0], limit: nums[1], deadlineNanos: nums[2], acceptS2: flags&1 != 0}, nil
+}
+
+// appendDataRequest appends the encoding of req, which readDataRequest
+// decodes, to b. Its strings must not be longer than maxDataString.
+func appendDataRequest(b []byte, req dataRequest) []byte {
+	b = binary.BigEndian.AppendUint16(b, uint16(len(req.volume)))
+	b = append(b, req.volume...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(req.key)))
+	b = append(b, req.key...)
+	b = binary.BigEndian.AppendUint64(b, uint64(req.off))
+	b = binary.BigEndian.AppendUint64(b, uint64(req.limit))
+	b = binary.BigEndian.AppendUint64(b, uint64(req.deadlineNanos))
+	var flags byte
+	if req.acceptS2 {
+		flags = 1
+	}
+	return append(b, flags)
 }
 
 // dataConns is a client's pool of authenticated data-plane connections to
@@ -381,19 +451,10 @@ func (p *dataConns) read(ctx context.Context, volume, key string, off, limit int
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Now()) })
 	defer stop()
 	c.SetDeadline(dl)
-	req := make([]byte, 0, 2+len(volume)+2+len(key)+24)
-	req = binary.BigEndian.AppendUint16(req, uint16(len(volume)))
-	req = append(req, volume...)
-	req = binary.BigEndian.AppendUint16(req, uint16(len(key)))
-	req = append(req, key...)
-	req = binary.BigEndian.AppendUint64(req, uint64(off))
-	req = binary.BigEndian.AppendUint64(req, uint64(limit))
-	req = binary.BigEndian.AppendUint64(req, uint64(dl.UnixNano()))
-	if p.acceptS2 {
-		req = append(req, 1)
-	} else {
-		req = append(req, 0)
+	if len(volume) > maxDataString || len(key) > maxDataString {
+		return nil, ReadInfo{}, status.Errorf(codes.InvalidArgument, "volume or key longer than %d bytes", maxDataString)
 	}
+	req := appendDataRequest(nil, dataRequest{volume: volume, key: key, off: off, limit: limit, deadlineNanos: dl.UnixNano(), acceptS2: p.acceptS2})
 	if _, err := c.Write(req); err != nil {
 		return nil, ReadInfo{}, ctxOr(ctx, status.Errorf(codes.Unavailable, "data plane %s: %v", p.addr, err))
 	}

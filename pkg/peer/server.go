@@ -84,6 +84,10 @@ type ServerOptions struct {
 	Logger *slog.Logger
 	// Registerer receives the server's metrics (default: none).
 	Registerer prometheus.Registerer
+	// Limits bound connections, calls and buffered answers (limits.go).
+	Limits Limits
+	// Now is the clock of the refusal log (default time.Now).
+	Now func() time.Time
 }
 
 // Validate fills defaults and checks o.
@@ -122,7 +126,10 @@ func (o *ServerOptions) Validate() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return nil
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o.Limits.Validate()
 }
 
 // Stats are the server's counters since start.
@@ -148,15 +155,18 @@ type counters struct {
 type Server struct {
 	peerpb.UnimplementedPeerServer
 
-	o       ServerOptions
-	log     *slog.Logger
-	volumes map[string]*Volume // by name and by UUID
-	names   []string
-	slots   *originSlots
-	limiter *rate.Limiter
-	flights flightGroup
-	c       counters
-	metrics *serverMetrics
+	o         ServerOptions
+	log       *slog.Logger
+	volumes   map[string]*Volume // by name and by UUID
+	names     []string
+	slots     *originSlots
+	limiter   *rate.Limiter
+	flights   flightGroup
+	c         counters
+	metrics   *serverMetrics
+	refused   *refusals
+	answers   *byteBudget
+	dataConns *connLimit
 }
 
 // NewServer returns a server for o.
@@ -165,10 +175,13 @@ func NewServer(o ServerOptions) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		o:       o,
-		log:     o.Logger,
-		volumes: make(map[string]*Volume),
-		slots:   newOriginSlots(o.OriginConcurrency),
+		o:         o,
+		log:       o.Logger,
+		volumes:   make(map[string]*Volume),
+		slots:     newOriginSlots(o.OriginConcurrency),
+		refused:   newRefusals(o.Logger, o.Now, o.Limits.RefusalLogInterval),
+		answers:   newByteBudget(o.Limits.MaxAnswerBytes),
+		dataConns: newConnLimit(o.Limits.MaxDataConns, o.Limits.MaxDataConnsPerHost),
 	}
 	for i := range o.Volumes {
 		v := &o.Volumes[i]
@@ -185,24 +198,28 @@ func NewServer(o ServerOptions) (*Server, error) {
 			return nil, err
 		}
 		s.metrics = m
+		s.refused.counter = m.refused
 	}
 	return s, nil
 }
 
 // GRPCServer returns a gRPC server with the peer service, authentication
-// and transport settings sized for streaming 4 MiB blocks.
+// before any message is read, and transport settings that bound what one
+// connection can make the server hold: default flow-control windows (a
+// client cannot push more than 64 KiB per stream unasked), shared write
+// buffers, at most MaxConcurrentStreams calls per connection, headers of
+// at most maxHeaderListSize and messages of at most maxRecvMsgSize.
 func (s *Server) GRPCServer() *grpc.Server {
 	var opts []grpc.ServerOption
 	if s.metrics != nil {
 		opts = append(opts, s.metrics.interceptors()...)
 	}
-	opts = append(opts, serverAuth(s.o.Token)...)
+	opts = append(opts, serverAuth(s.o.Token, s.refused)...)
 	opts = append(opts,
-		grpc.InitialWindowSize(8<<20),
-		grpc.InitialConnWindowSize(32<<20),
-		grpc.WriteBufferSize(1<<20),
-		grpc.ReadBufferSize(256<<10),
-		grpc.MaxRecvMsgSize(4<<20),
+		grpc.SharedWriteBuffer(true),
+		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.MaxHeaderListSize(maxHeaderListSize),
+		grpc.MaxConcurrentStreams(s.o.Limits.MaxConcurrentStreams),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	g := grpc.NewServer(opts...)
@@ -219,7 +236,7 @@ func (s *Server) Serve(ctx context.Context, l net.Listener, grace time.Duration)
 	g := s.GRPCServer()
 	dataCtx, stopData := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopData()
-	sl := newSplitListener(l, func(c net.Conn) { s.serveData(dataCtx, c) })
+	sl := newSplitListener(s.limitListener(l), func(c net.Conn) { s.serveData(dataCtx, c) })
 	errc := make(chan error, 1)
 	go func() { errc <- g.Serve(sl) }()
 	select {
@@ -257,7 +274,15 @@ func (s *Server) volume(id string) (*Volume, error) {
 	return v, nil
 }
 
+// maxKeyLen bounds a block key: the longest canonical one
+// (chunks/{id/1e6}/{id/1e3}/{id}_{index}_{size} with a 20-digit id, a
+// 19-digit index and an 8-digit size) is 91 bytes.
+const maxKeyLen = 128
+
 func validateKey(key string) error {
+	if len(key) > maxKeyLen {
+		return status.Errorf(codes.InvalidArgument, "key: longer than %d bytes", maxKeyLen)
+	}
 	if _, err := juice.ParseBlockKey(key); err != nil {
 		return status.Errorf(codes.InvalidArgument, "key: %v", err)
 	}
@@ -270,17 +295,22 @@ func (s *Server) Read(req *peerpb.ReadRequest, stream grpc.ServerStreamingServer
 	if err := validateKey(req.Key); err != nil {
 		return err
 	}
-	if req.Offset < 0 || req.Limit < -1 {
-		return status.Errorf(codes.InvalidArgument, "bad range: offset %d, limit %d", req.Offset, req.Limit)
+	if err := checkRange(req.Offset, req.Limit); err != nil {
+		return err
+	}
+	if dl, _ := ctx.Deadline(); time.Until(dl) > s.o.Limits.MaxCallTimeout {
+		// A blocked Send waits for the call's deadline: bound it.
+		return status.Errorf(codes.InvalidArgument, "deadline more than %v away", s.o.Limits.MaxCallTimeout)
 	}
 	v, err := s.volume(req.Volume)
 	if err != nil {
 		return err
 	}
-	data, meta, src, err := s.get(ctx, v, req.Key, req.Offset, req.Limit)
+	data, meta, src, release, err := s.get(ctx, v, req.Key, req.Offset, req.Limit)
 	if err != nil {
 		return err
 	}
+	defer release()
 	s.c.reads.Add(1)
 	return s.send(stream, data, meta.ObjectSize, src, req.AcceptS2 && meta.Compressible)
 }
@@ -291,39 +321,51 @@ type blockInfo struct {
 }
 
 // get returns bytes [off, off+limit) of the block, from the store or, on a
-// miss, from the origin through the single flight.
-func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int64) ([]byte, blockInfo, peerpb.Source, error) {
+// miss, from the origin through the single flight, and the function that
+// gives back the answer budget (Limits.MaxAnswerBytes) they hold; the
+// caller calls it once the bytes are sent. A hit takes its budget before
+// the store reads the block; a miss after the fetch (the origin slots
+// bound fetches in flight), so waiting for the origin holds none.
+func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int64) ([]byte, blockInfo, peerpb.Source, func(), error) {
 	k := blockstore.Key{Volume: v.UUID, Object: key}
 	if size, ok := s.o.Store.Has(k); ok {
+		release, err := s.answers.acquire(ctx, answerWeight(key, off, limit))
+		if err != nil {
+			return nil, blockInfo{}, 0, nil, status.FromContextError(err).Err()
+		}
 		data, m, err := s.o.Store.Get(ctx, k, off, limit)
 		switch {
 		case err == nil:
 			s.c.hits.Add(1)
-			return data, blockInfo{Compressible: m.Compressible, ObjectSize: size}, peerpb.Source_SOURCE_STORE, nil
-		case errors.Is(err, blockstore.ErrRange):
-			return nil, blockInfo{}, 0, status.Errorf(codes.OutOfRange, "offset %d beyond object of %d bytes", off, size)
+			return data, blockInfo{Compressible: m.Compressible, ObjectSize: size}, peerpb.Source_SOURCE_STORE, release, nil
+		case errors.Is(err, blockstore.ErrRange), errors.Is(err, blockstore.ErrInvalidRange):
+			release()
+			return nil, blockInfo{}, 0, nil, rangeStatus(err, off, size)
 		case errors.Is(err, blockstore.ErrCorrupt):
 			s.log.Warn("corrupt block dropped, refetching", "volume", v.Name, "key", key)
 		case ctx.Err() != nil:
-			return nil, blockInfo{}, 0, status.FromContextError(ctx.Err()).Err()
+			release()
+			return nil, blockInfo{}, 0, nil, status.FromContextError(ctx.Err()).Err()
 		default:
 			s.log.Warn("store read failed, treating as miss", "volume", v.Name, "key", key, "err", err)
 		}
+		release()
 	}
 	s.c.misses.Add(1)
 	f, err := s.fetch(ctx, v, key, classRead)
 	if err != nil {
-		return nil, blockInfo{}, 0, err
+		return nil, blockInfo{}, 0, nil, err
 	}
 	size := int64(len(f.data))
-	if off > size || (off == size && size > 0) {
-		return nil, blockInfo{}, 0, status.Errorf(codes.OutOfRange, "offset %d beyond object of %d bytes", off, size)
+	start, end, err := blockstore.Range(off, limit, size)
+	if err != nil {
+		return nil, blockInfo{}, 0, nil, rangeStatus(err, off, size)
 	}
-	end := size
-	if limit >= 0 && off+limit < size {
-		end = off + limit
+	release, err := s.answers.acquire(ctx, end-start)
+	if err != nil {
+		return nil, blockInfo{}, 0, nil, status.FromContextError(err).Err()
 	}
-	return f.data[off:end], blockInfo{Compressible: f.compressible, ObjectSize: size}, peerpb.Source_SOURCE_ORIGIN, nil
+	return f.data[start:end], blockInfo{Compressible: f.compressible, ObjectSize: size}, peerpb.Source_SOURCE_ORIGIN, release, nil
 }
 
 type fetched struct {

@@ -1,0 +1,343 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	"github.com/ringcache/ringcache/internal/juicetest"
+	"github.com/ringcache/ringcache/pkg/peer"
+	"github.com/ringcache/ringcache/pkg/peer/peerpb"
+)
+
+// TestHostilePeer attacks one real cache node the way a mount holding the
+// cluster token, or anyone reaching the peer port without it, could: reads
+// whose range overflows int64 on both transports, a flood of large
+// unauthenticated gRPC calls, a flood of data-plane clients that pipeline
+// reads and never read the answers, and a token without its "Bearer "
+// scheme. The node must stay up, answer each with a clear status, keep its
+// peak RSS within a stated bound, count the refusals on /metrics, and
+// serve valid reads (checked by sha256) afterwards.
+func TestHostilePeer(t *testing.T) {
+	e := newEnv(t, juicetest.FormatOptions{})
+	e.write(t, map[string][]byte{"/m/model.safetensors": randomBytes(t, 16<<20)})
+	blocks := e.blocks(t)
+	keys := sortedKeys(blocks)
+	if len(keys) < 4 {
+		t.Fatalf("%d blocks, want 4", len(keys))
+	}
+	n := e.startNode(t, "node-1", nil)
+	n.waitMembers(t, 1, 30*time.Second)
+	dataClient := n.client(t)
+	grpcClient, err := peer.Dial(n.peerAddr, peer.ClientOptions{Token: []byte(testToken), GRPCReads: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer grpcClient.Close()
+	vol := e.format.UUID
+
+	// validReads reads every block whole through both transports and
+	// checks its sha256 against the origin's bytes.
+	validReads := func(t *testing.T) {
+		t.Helper()
+		for _, c := range []*peer.Client{dataClient, grpcClient} {
+			for _, k := range keys {
+				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+				got, _, err := c.Read(ctx, vol, k, 0, -1)
+				cancel()
+				if err != nil || sha256.Sum256(got) != sha256.Sum256(blocks[k]) {
+					t.Fatalf("read %s: %d bytes, err %v; want the origin's %d bytes", k, len(got), err, len(blocks[k]))
+				}
+			}
+		}
+	}
+	alive := func(t *testing.T) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if _, err := dataClient.Status(ctx); err != nil {
+			t.Fatalf("node down: %v\n%s", err, n.LogTail(3000))
+		}
+	}
+
+	t.Run("overflowing and bad ranges on both transports", func(t *testing.T) {
+		// Each transport starts on a block nobody read yet: its first read,
+		// whose end overflows int64, is a miss, the others hit.
+		for i, tr := range []struct {
+			name string
+			c    *peer.Client
+		}{{"data plane", dataClient}, {"grpc", grpcClient}} {
+			k := keys[i]
+			size := int64(len(blocks[k]))
+			for _, r := range []struct {
+				off, limit int64
+				code       codes.Code
+				want       []byte
+			}{
+				{1, math.MaxInt64, codes.OK, blocks[k][1:]},
+				{math.MaxInt64, math.MaxInt64, codes.OutOfRange, nil},
+				{size, 10, codes.OK, []byte{}},
+				{size + 1, 1, codes.OutOfRange, nil},
+				{-1, 1, codes.InvalidArgument, nil},
+				{0, math.MinInt64, codes.InvalidArgument, nil},
+			} {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				got, _, err := tr.c.Read(ctx, vol, k, r.off, r.limit)
+				cancel()
+				if status.Code(err) != r.code || (r.code == codes.OK && sha256.Sum256(got) != sha256.Sum256(r.want)) {
+					t.Errorf("%s, range (%d, %d): %d bytes, %v; want %v and %d bytes", tr.name, r.off, r.limit, len(got), err, r.code, len(r.want))
+				}
+				alive(t)
+			}
+		}
+		// A raw data-plane request with a deadline of MaxInt64 and an
+		// overflowing range on a block nobody read yet is answered too.
+		dc := dialData(t, n.peerAddr, testToken)
+		if err := readStatus(dc.r); err != nil {
+			t.Fatalf("data-plane hello: %v", err)
+		}
+		dc.request(t, vol, keys[2], 1, math.MaxInt64, math.MaxInt64)
+		if err := readStatus(dc.r); err != nil {
+			t.Fatalf("raw overflowing request: %v", err)
+		}
+		dc.Close()
+		alive(t)
+		validReads(t)
+	})
+
+	t.Run("a token without Bearer is refused", func(t *testing.T) {
+		for name, auth := range map[string]string{"bare token": testToken, "lowercase scheme": "bearer " + testToken} {
+			conn, err := grpc.NewClient(n.peerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithPerRPCCredentials(rawAuth(auth)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, err = peerpb.NewPeerClient(conn).Status(ctx, &peerpb.StatusRequest{})
+			cancel()
+			conn.Close()
+			if status.Code(err) != codes.Unauthenticated {
+				t.Errorf("%s: %v, want Unauthenticated", name, err)
+			}
+		}
+	})
+
+	// Flood shape: 20 gRPC connections, each with 20 concurrent Has calls
+	// of 40,000 keys (about 3.9 MB each, 1.56 GB in all) and no token.
+	t.Run("unauthenticated flood of large calls", func(t *testing.T) {
+		const conns, calls, bound = 20, 20, 300 << 20
+		req := &peerpb.HasRequest{Volume: "models", Keys: make([]string, 40000)}
+		for i := range req.Keys {
+			req.Keys[i] = fmt.Sprintf("chunks/0/%d/%d_0_4194304%s", i/1000, i+1, strings.Repeat("x", 68))
+		}
+		base := resetPeakRSS(t, n.Pid())
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		codeCount := map[codes.Code]int{}
+		for range conns {
+			conn, err := grpc.NewClient(n.peerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			for range calls {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+					defer cancel()
+					_, err := peerpb.NewPeerClient(conn).Has(ctx, req)
+					mu.Lock()
+					codeCount[status.Code(err)]++
+					mu.Unlock()
+				}()
+			}
+		}
+		wg.Wait()
+		peak := peakRSS(t, n.Pid())
+		t.Logf("peak RSS %d MB over a baseline of %d MB under %d x %d unauthenticated Has calls of %d bytes; answers %v",
+			(peak-base)>>20, base>>20, conns, calls, protoSize(req), codeCount)
+		if codeCount[codes.Unauthenticated] != conns*calls {
+			t.Errorf("answers %v, want %d Unauthenticated", codeCount, conns*calls)
+		}
+		if peak-base > bound {
+			t.Errorf("peak RSS grew by %d MB, bound %d MB", (peak-base)>>20, bound>>20)
+		}
+		alive(t)
+		validReads(t)
+	})
+
+	// Flood shape: 200 authenticated data-plane connections, each
+	// pipelining 8 reads of a whole cached 4 MiB block with a deadline of
+	// MaxInt64 and never reading an answer, held for 15 s.
+	t.Run("data-plane clients that never read their answers", func(t *testing.T) {
+		const clients, pipelined, bound = 200, 8, 300 << 20
+		hold := 15 * time.Second
+		base := resetPeakRSS(t, n.Pid())
+		var conns []*rawData
+		refused := 0
+		for range clients {
+			dc := dialData(t, n.peerAddr, testToken)
+			if err := readStatus(dc.r); err != nil {
+				if status.Code(err) != codes.ResourceExhausted {
+					t.Fatalf("hello: %v", err)
+				}
+				refused++
+				dc.Close()
+				continue
+			}
+			for i := range pipelined {
+				dc.request(t, vol, keys[i%len(keys)], 0, -1, math.MaxInt64)
+			}
+			conns = append(conns, dc)
+		}
+		var peak int64
+		for end := time.Now().Add(hold); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+			peak = max(peak, peakRSS(t, n.Pid()))
+		}
+		t.Logf("peak RSS %d MB over a baseline of %d MB with %d clients (%d refused) x %d pipelined 4 MiB reads unread for %v",
+			(peak-base)>>20, base>>20, clients, refused, pipelined, hold)
+		if peak-base > bound {
+			t.Errorf("peak RSS grew by %d MB, bound %d MB", (peak-base)>>20, bound>>20)
+		}
+		for _, dc := range conns {
+			dc.Close()
+		}
+		alive(t)
+		validReads(t)
+	})
+
+	t.Run("refusals are counted on /metrics", func(t *testing.T) {
+		resp, err := http.Get("http://" + n.httpAddr + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got := map[string]float64{}
+		for _, m := range regexp.MustCompile(`(?m)^ringcache_peer_refused_total\{reason="([a-z_]+)"\} (\S+)$`).FindAllSubmatch(b, -1) {
+			got[string(m[1])], _ = strconv.ParseFloat(string(m[2]), 64)
+		}
+		if got["no_token"] < 400 || got["no_bearer"] < 2 {
+			t.Errorf("ringcache_peer_refused_total: %v; want no_token >= 400 (the flood), no_bearer >= 2", got)
+		}
+		if strings.Contains(n.LogTail(1<<20), testToken) {
+			t.Error("the node logged the cluster token")
+		}
+		if !strings.Contains(n.LogTail(1<<20), "peer refused") {
+			t.Error("no refusal in the node's log")
+		}
+	})
+}
+
+// rawAuth sends the authorization header exactly as given.
+type rawAuth string
+
+func (a rawAuth) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": string(a)}, nil
+}
+func (rawAuth) RequireTransportSecurity() bool { return false }
+
+// rawData is a data-plane connection spoken by hand (the protocol in
+// pkg/peer/dataplane.go), so a test can send what the client never would.
+type rawData struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func dialData(t *testing.T, addr, token string) *rawData {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	b := append([]byte("RCDP"), 0, 0)
+	binary.BigEndian.PutUint16(b[4:], uint16(len(token)))
+	if _, err := c.Write(append(b, token...)); err != nil {
+		t.Fatal(err)
+	}
+	return &rawData{Conn: c, r: bufio.NewReader(c)}
+}
+
+func (d *rawData) request(t *testing.T, volume, key string, off, limit, deadline int64) {
+	t.Helper()
+	b := binary.BigEndian.AppendUint16(nil, uint16(len(volume)))
+	b = append(b, volume...)
+	b = binary.BigEndian.AppendUint16(b, uint16(len(key)))
+	b = append(b, key...)
+	b = binary.BigEndian.AppendUint64(b, uint64(off))
+	b = binary.BigEndian.AppendUint64(b, uint64(limit))
+	b = binary.BigEndian.AppendUint64(b, uint64(deadline))
+	if _, err := d.Write(append(b, 0)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readStatus reads a reply's code byte and, for an error, its message.
+func readStatus(r *bufio.Reader) error {
+	code, err := r.ReadByte()
+	if err != nil {
+		return err
+	}
+	if code == 0 {
+		return nil
+	}
+	var n uint16
+	if err := binary.Read(r, binary.BigEndian, &n); err != nil {
+		return err
+	}
+	msg := make([]byte, n)
+	io.ReadFull(r, msg)
+	return status.Error(codes.Code(code), string(msg))
+}
+
+// peakRSS is the process's VmHWM in bytes.
+func peakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`VmHWM:\s+(\d+) kB`).FindSubmatch(b)
+	if m == nil {
+		t.Fatalf("no VmHWM in /proc/%d/status", pid)
+	}
+	kb, _ := strconv.ParseInt(string(m[1]), 10, 64)
+	return kb << 10
+}
+
+// resetPeakRSS resets VmHWM to the current RSS and returns it.
+func resetPeakRSS(t *testing.T, pid int) int64 {
+	t.Helper()
+	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
+		t.Fatalf("reset peak RSS: %v", err)
+	}
+	return peakRSS(t, pid)
+}
+
+func protoSize(m *peerpb.HasRequest) int {
+	n := 0
+	for _, k := range m.Keys {
+		n += len(k) + 3
+	}
+	return n
+}

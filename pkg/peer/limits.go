@@ -1,0 +1,292 @@
+package peer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/ringcache/ringcache/pkg/blockstore"
+	"github.com/ringcache/ringcache/pkg/juice"
+)
+
+// connLimit counts open connections, in total and per remote host, and
+// refuses those over either limit.
+type connLimit struct {
+	max, perHost int
+
+	mu     sync.Mutex
+	total  int
+	byHost map[string]int
+}
+
+func newConnLimit(max, perHost int) *connLimit {
+	return &connLimit{max: max, perHost: perHost, byHost: map[string]int{}}
+}
+
+// acquire takes a slot for a connection from addr; release gives it back.
+func (l *connLimit) acquire(addr net.Addr) (release func(), ok bool) {
+	host := remoteHost(addr)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.total >= l.max || l.byHost[host] >= l.perHost {
+		return nil, false
+	}
+	l.total++
+	l.byHost[host]++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			l.total--
+			if l.byHost[host]--; l.byHost[host] <= 0 {
+				delete(l.byHost, host)
+			}
+		})
+	}, true
+}
+
+// remoteHost is addr's IP, or the whole address if it has no port.
+func remoteHost(addr net.Addr) string {
+	if addr == nil {
+		return ""
+	}
+	if h, _, err := net.SplitHostPort(addr.String()); err == nil {
+		return h
+	}
+	return addr.String()
+}
+
+// limitedConn gives its slot back when closed.
+type limitedConn struct {
+	net.Conn
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.release()
+	return err
+}
+
+// byteBudget bounds the bytes of answers a server holds at once, over
+// both transports: a caller waits for room (first come, first served) or
+// for its context.
+type byteBudget struct {
+	mu      sync.Mutex
+	free    int64
+	cap     int64
+	waiters []*budgetWaiter
+}
+
+type budgetWaiter struct {
+	n     int64
+	ready chan struct{}
+}
+
+func newByteBudget(n int64) *byteBudget { return &byteBudget{free: n, cap: n} }
+
+// acquire takes n bytes (at most the whole budget) and returns the
+// function that gives them back.
+func (b *byteBudget) acquire(ctx context.Context, n int64) (func(), error) {
+	n = min(max(n, 1), b.cap)
+	b.mu.Lock()
+	if len(b.waiters) == 0 && b.free >= n {
+		b.free -= n
+		b.mu.Unlock()
+		return b.releaser(n), nil
+	}
+	w := &budgetWaiter{n: n, ready: make(chan struct{})}
+	b.waiters = append(b.waiters, w)
+	b.mu.Unlock()
+	select {
+	case <-w.ready:
+		return b.releaser(n), nil
+	case <-ctx.Done():
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		select {
+		case <-w.ready: // granted meanwhile: give it back
+			b.free += n
+			b.grant()
+		default:
+			for i, x := range b.waiters {
+				if x == w {
+					b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
+					break
+				}
+			}
+			b.grant() // the head may have changed
+		}
+		return nil, ctx.Err()
+	}
+}
+
+func (b *byteBudget) releaser(n int64) func() {
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			b.mu.Lock()
+			b.free += n
+			b.grant()
+			b.mu.Unlock()
+		})
+	}
+}
+
+// grant wakes waiters in order while they fit. b.mu is held.
+func (b *byteBudget) grant() {
+	for len(b.waiters) > 0 && b.free >= b.waiters[0].n {
+		w := b.waiters[0]
+		b.waiters = b.waiters[1:]
+		b.free -= w.n
+		close(w.ready)
+	}
+}
+
+// Limits bound what callers, authenticated or not, can make a node hold.
+// The zero value means the defaults.
+type Limits struct {
+	// MaxConns bounds the connections open on the peer port, gRPC and data
+	// plane together, counted from accept (default 4096); MaxConnsPerHost
+	// bounds those from one remote IP (default 512). Connections over
+	// either are closed at once.
+	MaxConns, MaxConnsPerHost int
+	// MaxDataConns and MaxDataConnsPerHost bound data-plane connections
+	// (defaults 2048 and 256); one over either is answered
+	// ResourceExhausted and closed.
+	MaxDataConns, MaxDataConnsPerHost int
+	// MaxConcurrentStreams bounds concurrent gRPC calls per connection
+	// (default 256).
+	MaxConcurrentStreams uint32
+	// MaxAnswerBytes bounds the bytes of read answers the server holds at
+	// once, over both transports (default 128 MiB): a read of a cached
+	// block waits for room before the store loads it, a read that fetched
+	// from the origin before it is sent.
+	MaxAnswerBytes int64
+	// MaxCallTimeout is the longest a read may wait and be answered (default
+	// 5m): a data-plane request's deadline is cut to it, a gRPC Read whose
+	// deadline is further away is refused with InvalidArgument.
+	MaxCallTimeout time.Duration
+	// MaxWriteTimeout bounds writing one data-plane answer (default 30s),
+	// whatever the request's deadline: a reader slower than that loses the
+	// connection.
+	MaxWriteTimeout time.Duration
+	// RefusalLogInterval is the shortest time between two log lines for
+	// the same refusal reason and remote IP (default 1m); refusals in
+	// between are counted, and the next line says how many it stands for.
+	RefusalLogInterval time.Duration
+}
+
+// Default limits.
+const (
+	DefaultMaxConns             = 4096
+	DefaultMaxConnsPerHost      = 512
+	DefaultMaxDataConns         = 2048
+	DefaultMaxDataConnsPerHost  = 256
+	DefaultMaxConcurrentStreams = 256
+	DefaultMaxAnswerBytes       = 128 << 20
+	DefaultMaxCallTimeout       = 5 * time.Minute
+	DefaultMaxWriteTimeout      = 30 * time.Second
+	DefaultRefusalLogInterval   = time.Minute
+)
+
+// Validate fills defaults and checks l.
+func (l *Limits) Validate() error {
+	if l.MaxConns < 0 || l.MaxConnsPerHost < 0 || l.MaxDataConns < 0 || l.MaxDataConnsPerHost < 0 ||
+		l.MaxAnswerBytes < 0 || l.MaxCallTimeout < 0 || l.MaxWriteTimeout < 0 || l.RefusalLogInterval < 0 {
+		return errors.New("peer server: limits must not be negative")
+	}
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.MaxConns, DefaultMaxConns)
+	def(&l.MaxConnsPerHost, DefaultMaxConnsPerHost)
+	def(&l.MaxDataConns, DefaultMaxDataConns)
+	def(&l.MaxDataConnsPerHost, DefaultMaxDataConnsPerHost)
+	if l.MaxConcurrentStreams == 0 {
+		l.MaxConcurrentStreams = DefaultMaxConcurrentStreams
+	}
+	if l.MaxAnswerBytes == 0 {
+		l.MaxAnswerBytes = DefaultMaxAnswerBytes
+	}
+	if l.MaxCallTimeout == 0 {
+		l.MaxCallTimeout = DefaultMaxCallTimeout
+	}
+	if l.MaxWriteTimeout == 0 {
+		l.MaxWriteTimeout = DefaultMaxWriteTimeout
+	}
+	if l.RefusalLogInterval == 0 {
+		l.RefusalLogInterval = DefaultRefusalLogInterval
+	}
+	if l.MaxAnswerBytes < maxAnswerSize {
+		return fmt.Errorf("peer server: answer budget %d is smaller than one block (%d)", l.MaxAnswerBytes, maxAnswerSize)
+	}
+	return nil
+}
+
+// maxAnswerSize is the largest answer: a block of the largest size a key
+// names (16 MiB), with room for the overhead of compressed or encrypted
+// objects.
+const maxAnswerSize = 16<<20 + 64<<10
+
+// answerWeight is what a read of [off, off+limit) of key holds of the
+// budget: the part of the block the key's size says it returns.
+func answerWeight(key string, off, limit int64) int64 {
+	bk, err := juice.ParseBlockKey(key)
+	if err != nil {
+		return 1
+	}
+	size := int64(bk.Size) + 64<<10 // compressed or encrypted objects may be a little larger
+	start, end, err := blockstore.Range(off, limit, size)
+	if err != nil {
+		return 1
+	}
+	return max(end-start, 1)
+}
+
+// maxRecvMsgSize bounds a gRPC message the server reads. The largest
+// legitimate request is a Has or Warm call of maxBatch keys: per key a
+// 1-byte tag, a 1-byte length and at most maxKeyLen bytes, plus the volume
+// (tag, 2-byte length, at most maxDataString bytes), 536,579 bytes; 1 MiB
+// leaves room without letting a call make the server buffer 4 MiB.
+const maxRecvMsgSize = 1 << 20
+
+// maxHeaderListSize bounds the headers of a call, which gRPC reads before
+// the tap handle sees them (its default is 16 MiB). A call's headers are
+// its method, a deadline, the authorization and a few gRPC fields: well
+// under 1 KiB.
+const maxHeaderListSize = 16 << 10
+
+// limitListener wraps l so that connections over MaxConns or
+// MaxConnsPerHost are closed as soon as they are accepted.
+func (s *Server) limitListener(l net.Listener) net.Listener {
+	return &limitListener{Listener: l, limit: newConnLimit(s.o.Limits.MaxConns, s.o.Limits.MaxConnsPerHost), refused: s.refused}
+}
+
+type limitListener struct {
+	net.Listener
+	limit   *connLimit
+	refused *refusals
+}
+
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		release, ok := l.limit.acquire(c.RemoteAddr())
+		if !ok {
+			l.refused.refuse(reasonTooManyConns, c.RemoteAddr(), "peer port")
+			c.Close()
+			continue
+		}
+		return &limitedConn{Conn: c, release: release}, nil
+	}
+}
