@@ -6,12 +6,15 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/internal/cluster"
 	"github.com/ringcache/ringcache/internal/juicetest"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -30,7 +33,7 @@ func startRogue(t *testing.T, id string, key []byte, seeds []string) *ring.Membe
 		Logger:         slog.New(slog.DiscardHandler),
 	}
 	if key != nil {
-		o.SecretKey = key
+		o.SecretKeys = [][]byte{key}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -45,10 +48,12 @@ func startRogue(t *testing.T, id string, key []byte, seeds []string) *ring.Membe
 // TestGossipRefusesTokenHolders (Trust I finding 10): the cluster token is
 // held by every mount and CSI plugin, so it must not let a process into the
 // ring. Rogue members that hold the token, but not the cache nodes' gossip
-// key, try to join three real cache nodes and claim partitions: one keyed
-// with the key the nodes used to derive from the token, one without
-// encryption. Every real node must keep exactly its three members, give the
-// rogues no partition, and count the refused gossip.
+// key, try to join three real cache nodes and claim partitions: a cachenode
+// process started with the right --token-file and a gossip key of its own,
+// an in-process member keyed with the key nodes used to derive from the
+// token, and one without encryption. Every real node must keep exactly its
+// three members, give the rogues no partition, and count the refused
+// gossip.
 func TestGossipRefusesTokenHolders(t *testing.T) {
 	e := newEnv(t, juicetest.FormatOptions{})
 	nodes, _ := startCluster(t, e)
@@ -67,6 +72,11 @@ func TestGossipRefusesTokenHolders(t *testing.T) {
 		startRogue(t, "rogue-token-key", legacy[:], seeds),
 		startRogue(t, "rogue-plaintext", nil, seeds),
 	}
+	otherKey, err := cluster.WriteGossipKeyFile(filepath.Join(t.TempDir(), "other-gossip-key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rogueNode := e.startNode(t, "rogue-process", seeds, "--gossip-key-file", otherKey, "--weight", "8")
 
 	// Wait for the event that proves the rogues tried: each real node has
 	// counted refused gossip (the rogues retry every 200 ms). Meanwhile no
@@ -83,14 +93,16 @@ func TestGossipRefusesTokenHolders(t *testing.T) {
 				t.Fatal(err)
 			}
 			var ids []string
+			var sum float64
 			for _, m := range st.Members {
+				sum += m.Share
 				ids = append(ids, fmt.Sprintf("%s %s %.1f%%", m.Id, m.Addr, 100*m.Share))
 				if !real[m.Id] {
 					t.Fatalf("%s admitted rogue %s at %s into its ring: share %.1f%% (members %v)", n.name, m.Id, m.Addr, 100*m.Share, ids)
 				}
 			}
-			if len(st.Members) != 3 {
-				t.Fatalf("%s: members %v, want the 3 cache nodes", n.name, ids)
+			if len(st.Members) != 3 || math.Abs(sum-1) > 1e-9 {
+				t.Fatalf("%s: members %v (shares sum to %v), want the 3 cache nodes owning every partition", n.name, ids, sum)
 			}
 			if got := n.metric(t, "ringcache_gossip_refused_total", ""); got < wantRefusals {
 				done = false
@@ -110,6 +122,26 @@ func TestGossipRefusesTokenHolders(t *testing.T) {
 	for _, r := range rogues {
 		if got := r.View().Placement.Len(); got != 1 {
 			t.Errorf("rogue %s sees %d members, want only itself", r.View().Self.ID, got)
+		}
+	}
+	// The rogue process has the token, so it answers Status: a ring of one.
+	st, err := rogueNode.client(t).Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Members) != 1 {
+		t.Errorf("rogue process sees %d members, want only itself", len(st.Members))
+	}
+	for _, n := range nodes {
+		t.Logf("%s refused %v gossip messages (by reason: key %v, unencrypted %v)", n.name,
+			n.metric(t, "ringcache_gossip_refused_total", ""),
+			n.metric(t, "ringcache_gossip_refused_total", `reason="key"`),
+			n.metric(t, "ringcache_gossip_refused_total", `reason="unencrypted"`))
+		if got := n.metric(t, "ringcache_gossip_refused_total", `reason="unencrypted"`); got == 0 {
+			t.Errorf("%s counted no unencrypted gossip, though rogue-plaintext kept trying", n.name)
+		}
+		if !strings.Contains(n.LogTail(1<<20), "gossip refused") {
+			t.Errorf("%s did not log refused gossip", n.name)
 		}
 	}
 

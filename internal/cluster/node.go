@@ -23,7 +23,7 @@ type Node struct {
 	Name, DataDir, LogPath         string
 	PeerAddr, GossipAddr, HTTPAddr string
 	Seeds                          []string
-	Args                           []string // extra serve flags
+	Args                           []string // extra serve flags; they come last, so they override the defaults (e.g. another --gossip-key-file)
 	e                              *Env
 	cmd                            *exec.Cmd
 	exited                         chan struct{}
@@ -63,7 +63,7 @@ func (n *Node) Start() error {
 	args := append([]string{"serve",
 		"--data-dir", n.DataDir, "--capacity", "4GiB", "--min-free", "64MiB",
 		"--listen", n.PeerAddr, "--gossip-listen", n.GossipAddr, "--http-listen", n.HTTPAddr,
-		"--seeds", strings.Join(n.Seeds, ","), "--token-file", n.e.TokenFile,
+		"--seeds", strings.Join(n.Seeds, ","), "--token-file", n.e.TokenFile, "--gossip-key-file", n.e.GossipKeyFile,
 		"--gossip-profile", "local", "--log-format", "text", "--node-id", n.Name}, n.Args...)
 	n.cmd = exec.Command(filepath.Join(n.e.Bin, "cachenode"), args...)
 	n.cmd.Env = append(os.Environ(), "RINGCACHE_VOLUME_MODELS="+n.e.MetaURL)

@@ -2,7 +2,9 @@ package ring
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -93,4 +95,16 @@ func LoadKeyFile(path string) ([][]byte, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return keys, nil
+}
+
+// keyIDs names keys for logs, primary first: 8 hex digits of a hash of
+// each, enough to tell which keys a node loaded during a rotation and
+// nothing about the keys.
+func keyIDs(keys [][]byte) []string {
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		h := sha256.Sum256(append([]byte("ringcache gossip key id\x00"), k...))
+		ids = append(ids, hex.EncodeToString(h[:4]))
+	}
+	return ids
 }

@@ -300,7 +300,7 @@ func Start(ctx context.Context, o Options) (*Membership, error) {
 	m.defaultSeedPort = strconv.Itoa(c.AdvertisePort)
 	m.log.Info("gossip started", "gossip_addr", m.GossipAddr(), "addr", o.Self.Addr,
 		"weight", o.Self.Weight, "placement_version", o.Self.PlacementVersion, "profile", o.Profile,
-		"encrypted", len(o.SecretKeys) > 0, "gossip_keys", len(o.SecretKeys), "seeds", o.Seeds)
+		"encrypted", len(o.SecretKeys) > 0, "gossip_key_ids", keyIDs(o.SecretKeys), "seeds", o.Seeds)
 
 	m.wg.Add(1)
 	go m.rebuildLoop()
