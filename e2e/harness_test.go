@@ -162,3 +162,13 @@ func (n *cacheNode) waitMembers(t *testing.T, want int, timeout time.Duration) (
 	}
 	return p, took
 }
+
+// metric sums the node's samples of a metric whose labels contain match.
+func (n *cacheNode) metric(t *testing.T, name, match string) float64 {
+	t.Helper()
+	v, err := n.Metric(name, match)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/ringcache/ringcache/internal/cli"
 	"github.com/ringcache/ringcache/pkg/node"
 	"github.com/ringcache/ringcache/pkg/peer"
+	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 const serveHelp = `Usage: cachenode serve [flags]
@@ -36,9 +37,18 @@ The node loads each volume's format (UUID, storage, bucket, credentials,
 block size) from its metadata engine and reads blocks from the real object
 store the way a JuiceFS client does.
 
-Cluster token: every peer call must carry it; it also keys gossip
-encryption. From --token-file or RINGCACHE_TOKEN_FILE (at least 16
-printable characters).
+Cluster token: every peer call must carry it. From --token-file or
+RINGCACHE_TOKEN_FILE (at least 16 printable characters). Mounts, CSI
+plugins and controllers hold it too.
+
+Gossip key: encrypts and authenticates gossip, so that only cache nodes
+join the ring. Only cache nodes hold it; it is required and is never the
+token or derived from it. From --gossip-key-file or
+RINGCACHE_GOSSIP_KEY_FILE: one key per line, each the base64 of 32 random
+bytes (head -c 32 /dev/urandom | base64); the first encrypts, every one
+decrypts, so a rotation adds the new key, makes it first, then drops the
+old one (docs/operations.md). Refused gossip is counted in
+ringcache_gossip_refused_total and logged as "gossip refused".
 
 Failure detection: with --gossip-profile lan a dead node is dropped from
 other nodes' rings within about 5-10 s (see the "failure_detection" log
@@ -49,7 +59,8 @@ Flags:
 
 type serveFlags struct {
 	dataDir, nodeID, peerListen, gossipListen, httpListen, advertise string
-	seeds, volumesDir, tokenFile, gossipProfile, logLevel, logFormat string
+	seeds, volumesDir, tokenFile, gossipKeyFile, gossipProfile       string
+	logLevel, logFormat                                              string
 	capacity, minFree, originBandwidth                               int64
 	weight, originConcurrency, placementVersion, partitions          int
 	load                                                             float64
@@ -68,6 +79,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.seeds, "seeds", os.Getenv("RINGCACHE_SEEDS"), "comma-separated gossip seeds host:port, e.g. a headless Service (env RINGCACHE_SEEDS)")
 	fs.StringVar(&f.volumesDir, "volumes-dir", "", "directory with one metadata-URL file per volume")
 	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("RINGCACHE_TOKEN_FILE"), "file holding the cluster token (env RINGCACHE_TOKEN_FILE)")
+	fs.StringVar(&f.gossipKeyFile, "gossip-key-file", os.Getenv("RINGCACHE_GOSSIP_KEY_FILE"), "file holding the gossip key(s), only cache nodes have it (required; env RINGCACHE_GOSSIP_KEY_FILE)")
 	fs.IntVar(&f.originConcurrency, "origin-concurrency", 16, "concurrent origin fetches on this node")
 	fs.Var(bytesize.Value{N: &f.originBandwidth}, "origin-bandwidth", "origin bytes per second on this node, e.g. 200MiB (0: unlimited)")
 	fs.StringVar(&f.gossipProfile, "gossip-profile", "lan", `gossip timing: "lan" or "local"`)
@@ -140,6 +152,12 @@ func (f *serveFlags) options(environ []string) (node.Options, error) {
 		return o, err
 	}
 	o.Token = tok
+	if f.gossipKeyFile == "" {
+		return o, fmt.Errorf("--gossip-key-file (or RINGCACHE_GOSSIP_KEY_FILE) is required: gossip is keyed with a secret only cache nodes hold, not the cluster token (%s)", ring.GenerateKeyHint)
+	}
+	if o.GossipKeys, err = ring.LoadKeyFile(f.gossipKeyFile); err != nil {
+		return o, err
+	}
 	vols, err := loadVolumes(f.volumesDir, environ)
 	if err != nil {
 		return o, err

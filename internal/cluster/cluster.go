@@ -7,6 +7,8 @@ package cluster
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +22,7 @@ import (
 	"github.com/ringcache/ringcache/internal/juicetest"
 	"github.com/ringcache/ringcache/internal/realtest"
 	"github.com/ringcache/ringcache/pkg/juice"
+	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 // Token is the cluster token the local deployments use.
@@ -48,6 +51,9 @@ type Env struct {
 	Format    *meta.Format
 	Direct    object.ObjectStorage // the volume's objects straight from MinIO
 	TokenFile string
+	// GossipKeyFile holds a random gossip key that only the cache nodes
+	// get (mounts get TokenFile only).
+	GossipKeyFile string
 
 	mu      sync.Mutex
 	closers []func()
@@ -104,7 +110,23 @@ func Start(ctx context.Context, o Options) (e *Env, err error) {
 	if err := os.WriteFile(e.TokenFile, []byte(Token+"\n"), 0o600); err != nil {
 		return nil, err
 	}
+	if e.GossipKeyFile, err = WriteGossipKeyFile(filepath.Join(o.Dir, "gossip-key")); err != nil {
+		return nil, err
+	}
 	return e, nil
+}
+
+// WriteGossipKeyFile writes a new random gossip key to path (mode 0600)
+// and returns path.
+func WriteGossipKeyFile(path string) (string, error) {
+	key := make([]byte, ring.KeySize)
+	if _, err := rand.Read(key); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return path, nil
 }
 
 func (e *Env) onClose(f func()) {

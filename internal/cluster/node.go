@@ -3,10 +3,12 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -21,7 +23,7 @@ type Node struct {
 	Name, DataDir, LogPath         string
 	PeerAddr, GossipAddr, HTTPAddr string
 	Seeds                          []string
-	Args                           []string // extra serve flags
+	Args                           []string // extra serve flags; they come last, so they override the defaults (e.g. another --gossip-key-file)
 	e                              *Env
 	cmd                            *exec.Cmd
 	exited                         chan struct{}
@@ -61,7 +63,7 @@ func (n *Node) Start() error {
 	args := append([]string{"serve",
 		"--data-dir", n.DataDir, "--capacity", "4GiB", "--min-free", "64MiB",
 		"--listen", n.PeerAddr, "--gossip-listen", n.GossipAddr, "--http-listen", n.HTTPAddr,
-		"--seeds", strings.Join(n.Seeds, ","), "--token-file", n.e.TokenFile,
+		"--seeds", strings.Join(n.Seeds, ","), "--token-file", n.e.TokenFile, "--gossip-key-file", n.e.GossipKeyFile,
 		"--gossip-profile", "local", "--log-format", "text", "--node-id", n.Name}, n.Args...)
 	n.cmd = exec.Command(filepath.Join(n.e.Bin, "cachenode"), args...)
 	n.cmd.Env = append(os.Environ(), "RINGCACHE_VOLUME_MODELS="+n.e.MetaURL)
@@ -185,4 +187,29 @@ func (e *Env) StartNodes(ctx context.Context, count int, args ...string) ([]*Nod
 		}
 	}
 	return nodes, p, nil
+}
+
+// Metric sums a metric's samples whose label text contains match, from the
+// node's /metrics.
+func (n *Node) Metric(name, match string) (float64, error) {
+	resp, err := http.Get("http://" + n.HTTPAddr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if line != name && !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") || !strings.Contains(line, match) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum, nil
 }

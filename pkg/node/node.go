@@ -7,7 +7,6 @@ package node
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -68,8 +67,16 @@ type Options struct {
 	// GossipProfile is "lan" (default) or "local" (fast failure
 	// detection, for tests on one machine).
 	GossipProfile string
-	// Token is the cluster token. Required.
+	// Token is the cluster token that every peer call carries. Mounts, CSI
+	// plugins and controllers hold it too, so it never keys gossip.
+	// Required.
 	Token []byte
+	// GossipKeys encrypt and authenticate gossip: only cache nodes hold
+	// them, so a process with just the token cannot join the ring and
+	// claim partitions. The first key encrypts, all decrypt (rotation).
+	// Required: 1..ring.MaxKeys keys of ring.KeySize bytes, none derived
+	// from or equal to the token (ring.LoadKeyFile reads them).
+	GossipKeys [][]byte
 	// Volumes the node serves. At least one.
 	Volumes []VolumeSource
 	// OriginConcurrency bounds concurrent origin fetches (default 16).
@@ -129,6 +136,9 @@ func (o *Options) Validate() error {
 		o.PlacementVersion = 1
 	}
 	if err := peer.ValidateToken(o.Token); err != nil {
+		errs = append(errs, err)
+	}
+	if err := validateGossipKeys(o.GossipKeys, o.Token); err != nil {
 		errs = append(errs, err)
 	}
 	if len(o.Volumes) == 0 {
@@ -240,10 +250,9 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("gossip listen: %w", err)
 	}
-	key := sha256.Sum256(append([]byte("ringcache gossip key\x00"), o.Token...))
 	n.membership, err = ring.Start(ctx, ring.Options{
 		Self: self, BindAddr: ghost, BindPort: gport, AdvertiseAddr: advertise,
-		Seeds: o.Seeds, SecretKey: key[:], Profile: o.GossipProfile,
+		Seeds: o.Seeds, SecretKeys: o.GossipKeys, Profile: o.GossipProfile,
 		Placement: o.Placement, Logger: o.Logger.With("component", "ring"),
 		OnChange: func(v *ring.View) {
 			n.log.Info("ring changed", "epoch", v.Epoch, "members", v.Placement.Len())
@@ -390,9 +399,17 @@ func (n *Node) registerMetrics() error {
 		counter("ringcache_store_write_errors_total", "Block writes that failed.", func() float64 { return float64(st().WriteErrors) }),
 		gauge("ringcache_ring_members", "Members in this node's ring view.", func() float64 { return float64(n.membership.View().Placement.Len()) }),
 		gauge("ringcache_ring_epoch", "Changes of this node's ring view since start.", func() float64 { return float64(n.membership.View().Epoch) }),
+	}
+	for _, r := range ring.Refusals {
+		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "ringcache_gossip_refused_total", ConstLabels: prometheus.Labels{"reason": string(r)},
+			Help: "Incoming gossip messages refused before they were read, by reason: key (no gossip key of this node decrypts it), unencrypted, label, malformed.",
+		}, func() float64 { return float64(n.membership.Refused(r)) }))
+	}
+	cs = append(cs,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	}
+	)
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register metrics: %w", err)

@@ -1,15 +1,20 @@
 package node
 
 import (
+	"encoding/base64"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 )
 
+const testToken = "a-long-enough-cluster-token"
+
+var testGossipKey = []byte("0123456789abcdef0123456789abcdef")
+
 func TestOptionsValidate(t *testing.T) {
 	good := func() Options {
-		return Options{DataDir: "/d", CapacityBytes: 600 << 30, Token: []byte("a-long-enough-cluster-token"),
+		return Options{DataDir: "/d", CapacityBytes: 600 << 30, Token: []byte(testToken), GossipKeys: [][]byte{testGossipKey},
 			Volumes: []VolumeSource{{Name: "models", MetaURL: "redis://x/1"}}}
 	}
 	o := good()
@@ -28,6 +33,11 @@ func TestOptionsValidate(t *testing.T) {
 		{"no capacity", func(o *Options) { o.CapacityBytes = 0 }, "capacity must be positive"},
 		{"weight", func(o *Options) { o.Weight = 9 }, "weight must be 1..8"},
 		{"token", func(o *Options) { o.Token = []byte("x") }, "cluster token"},
+		{"no gossip key", func(o *Options) { o.GossipKeys = nil }, "a gossip key is required (--gossip-key-file)"},
+		{"short gossip key", func(o *Options) { o.GossipKeys = [][]byte{testGossipKey[:16]} }, "gossip key 1 is 16 bytes, want 32"},
+		{"gossip key from the token", func(o *Options) { o.GossipKeys = [][]byte{testGossipKey, legacyGossipKey([]byte(testToken))} }, "gossip key 2 is the cluster token or derived from it"},
+		{"gossip key is the token", func(o *Options) { o.Token = []byte(base64.StdEncoding.EncodeToString(testGossipKey)) }, "gossip key 1 is the cluster token"},
+		{"too many gossip keys", func(o *Options) { o.GossipKeys = make([][]byte, 5) }, "5 gossip keys, at most 4"},
 		{"volumes", func(o *Options) { o.Volumes = nil }, "at least one volume"},
 		{"volume url", func(o *Options) { o.Volumes = []VolumeSource{{Name: "a"}} }, `volume "a" needs a name and a metadata url`},
 		{"bandwidth", func(o *Options) { o.OriginBandwidth = -1 }, "must not be negative"},

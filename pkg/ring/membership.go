@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -95,7 +96,7 @@ type Options struct {
 	AdvertisePort  int           // 0 means the bound port
 	Seeds          []string      // host:port of gossip seeds; may include self and DNS names (all A/AAAA records are used); a missing port means the local gossip port
 	RejoinInterval time.Duration // default 30s: how often to join seeds that are not current members (heals partitions, seeds not resolvable at start)
-	SecretKey      []byte        // optional 16/24/32-byte AES key for gossip encryption and authentication
+	SecretKeys     [][]byte      // AES keys (16, 24 or 32 bytes, at most MaxKeys) that encrypt and authenticate gossip; the first encrypts, all decrypt. None: plaintext gossip that anyone can join (tests only)
 	Profile        string        // ProfileLAN (default) or ProfileLocal
 	Placement      Config        // must be the same on all nodes with the same PlacementVersion
 	Logger         *slog.Logger  // nil discards logs
@@ -152,10 +153,20 @@ func (o *Options) Validate() error {
 	if o.RejoinInterval < 0 {
 		return fmt.Errorf("%w: negative rejoin interval %v", ErrInvalidOptions, o.RejoinInterval)
 	}
-	switch len(o.SecretKey) {
-	case 0, 16, 24, 32:
-	default:
-		return fmt.Errorf("%w: secret key must be 16, 24 or 32 bytes, got %d", ErrInvalidOptions, len(o.SecretKey))
+	if len(o.SecretKeys) > MaxKeys {
+		return fmt.Errorf("%w: %d secret keys, at most %d", ErrInvalidOptions, len(o.SecretKeys), MaxKeys)
+	}
+	for i, k := range o.SecretKeys {
+		switch len(k) {
+		case 16, 24, 32:
+		default:
+			return fmt.Errorf("%w: secret key %d must be 16, 24 or 32 bytes, got %d", ErrInvalidOptions, i+1, len(k))
+		}
+		for _, prev := range o.SecretKeys[:i] {
+			if bytes.Equal(prev, k) {
+				return fmt.Errorf("%w: secret key %d repeats an earlier one", ErrInvalidOptions, i+1)
+			}
+		}
 	}
 	switch o.Profile {
 	case "":
@@ -183,7 +194,8 @@ type Membership struct {
 	seeds    []string
 	rejoin   time.Duration
 
-	ml *memberlist.Memberlist
+	ml       *memberlist.Memberlist
+	refusals *refusals
 	// Failure-detection parameters, copied from the memberlist config.
 	probeInterval, gossipInterval                   time.Duration
 	suspicionMult, suspicionMaxMult, retransmitMult int
@@ -240,6 +252,7 @@ func Start(ctx context.Context, o Options) (*Membership, error) {
 		peers:    make(map[string]peer),
 		changes:  make(chan struct{}),
 		kick:     make(chan struct{}, 1),
+		refusals: newRefusals(),
 	}
 	m.ctx, m.stop = context.WithCancel(context.Background())
 	m.view.Store(&View{Epoch: 1, Self: o.Self, Placement: initial})
@@ -256,14 +269,25 @@ func Start(ctx context.Context, o Options) (*Membership, error) {
 	if c.AdvertisePort == 0 {
 		c.AdvertisePort = o.BindPort // memberlist also sets it when it picks a port for BindPort 0
 	}
-	if len(o.SecretKey) > 0 {
-		c.SecretKey = slices.Clone(o.SecretKey)
+	if len(o.SecretKeys) > 0 {
+		var rest [][]byte
+		for _, k := range o.SecretKeys[1:] {
+			rest = append(rest, slices.Clone(k))
+		}
+		// GossipVerifyIncoming and GossipVerifyOutgoing stay true (the
+		// default): plaintext gossip is refused, never accepted.
+		kr, err := memberlist.NewKeyring(rest, slices.Clone(o.SecretKeys[0]))
+		if err != nil {
+			m.stop()
+			return nil, fmt.Errorf("ring: gossip keyring: %w", err)
+		}
+		c.Keyring = kr
 	}
 	c.DeadNodeReclaimTime = deadNodeReclaimTime
 	c.Delegate = metaDelegate(meta)
 	c.Events = (*eventDelegate)(m)
 	c.Conflict = (*conflictDelegate)(m)
-	c.Logger = log.New(slogWriter{log: m.log.With("component", "memberlist")}, "", 0)
+	c.Logger = log.New(slogWriter{log: m.log.With("component", "memberlist"), refusals: m.refusals}, "", 0)
 
 	ml, err := memberlist.Create(c)
 	if err != nil {
@@ -276,7 +300,7 @@ func Start(ctx context.Context, o Options) (*Membership, error) {
 	m.defaultSeedPort = strconv.Itoa(c.AdvertisePort)
 	m.log.Info("gossip started", "gossip_addr", m.GossipAddr(), "addr", o.Self.Addr,
 		"weight", o.Self.Weight, "placement_version", o.Self.PlacementVersion, "profile", o.Profile,
-		"encrypted", len(o.SecretKey) > 0, "seeds", o.Seeds)
+		"encrypted", len(o.SecretKeys) > 0, "gossip_key_ids", keyIDs(o.SecretKeys), "seeds", o.Seeds)
 
 	m.wg.Add(1)
 	go m.rebuildLoop()
@@ -317,6 +341,11 @@ func (m *Membership) Changes() <-chan struct{} {
 	defer m.mu.Unlock()
 	return m.changes
 }
+
+// Refused returns how many incoming gossip messages memberlist refused for
+// reason since Start (see Refusal). Refusals are logged as "gossip refused",
+// at most once per reason every 10 s.
+func (m *Membership) Refused(reason Refusal) uint64 { return m.refusals.count(reason) }
 
 // GossipAddr returns the advertised gossip host:port. Other nodes can use it
 // as a seed.

@@ -88,6 +88,10 @@ app.kubernetes.io/component: {{ .component }}
 {{- default (printf "%s-token" (include "ringcache.fullname" .)) .Values.clusterToken.existingSecret }}
 {{- end }}
 
+{{- define "ringcache.gossipKeySecretName" -}}
+{{- default (printf "%s-gossip-key" (include "ringcache.fullname" .)) .Values.gossipKey.existingSecret }}
+{{- end }}
+
 {{- define "ringcache.volumesSecretName" -}}
 {{- default (printf "%s-volumes" (include "ringcache.fullname" .)) .Values.volumes.existingSecret }}
 {{- end }}

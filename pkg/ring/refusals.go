@@ -1,0 +1,110 @@
+package ring
+
+import (
+	"bytes"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Refusal is why memberlist dropped an incoming gossip message before
+// reading it: the sender is not a member of this ring.
+type Refusal string
+
+// The refusal reasons Membership.Refused counts.
+const (
+	// RefusedKey: no installed key decrypts the message (a wrong key, a
+	// plaintext UDP packet, or garbage).
+	RefusedKey Refusal = "key"
+	// RefusedUnencrypted: a TCP stream arrived in plaintext.
+	RefusedUnencrypted Refusal = "unencrypted"
+	// RefusedLabel: the message carries a label this node does not use.
+	RefusedLabel Refusal = "label"
+	// RefusedMalformed: another failure to receive a stream (truncated,
+	// oversized, undecodable).
+	RefusedMalformed Refusal = "malformed"
+)
+
+// Refusals lists every Refusal, for metrics.
+var Refusals = []Refusal{RefusedKey, RefusedUnencrypted, RefusedLabel, RefusedMalformed}
+
+// refusalLogEvery bounds the "gossip refused" log lines: at most one per
+// reason per interval, with the number left out since the last one. A peer
+// with a wrong key retries every few seconds; a flood must not flood logs.
+const refusalLogEvery = 10 * time.Second
+
+// refusals counts and logs gossip refused by memberlist. memberlist has no
+// hook for it, only its log lines, so classifyRefusal recognizes those of
+// hashicorp/memberlist v0.7.0 (TestRefusalsCounted pins them by refusing
+// real gossip: an upgrade that changes them fails that test).
+type refusals struct {
+	counts [4]atomic.Uint64 // by index in Refusals
+
+	mu         sync.Mutex
+	lastLog    [4]time.Time
+	suppressed [4]uint64
+	now        func() time.Time
+}
+
+func newRefusals() *refusals { return &refusals{now: time.Now} }
+
+// classifyRefusal maps a memberlist log message (level and "memberlist: "
+// prefix stripped) to the index of its Refusal, or -1.
+func classifyRefusal(msg []byte) int {
+	switch {
+	case bytes.HasPrefix(msg, []byte("Decrypt packet failed")):
+		return 0
+	case bytes.HasPrefix(msg, []byte("discarding stream with unacceptable label")),
+		bytes.HasPrefix(msg, []byte("discarding packet with unacceptable label")),
+		bytes.HasPrefix(msg, []byte("failed to receive and remove the stream label header")),
+		bytes.HasPrefix(msg, []byte("unexpected double stream label header")),
+		bytes.HasPrefix(msg, []byte("unexpected double packet label header")):
+		return 2
+	case bytes.HasPrefix(msg, []byte("failed to receive:")):
+		switch {
+		case bytes.Contains(msg, []byte("remote state is not encrypted")):
+			return 1
+		case bytes.Contains(msg, []byte("decrypt")), bytes.Contains(msg, []byte("encryption")):
+			return 0
+		}
+		return 3
+	}
+	return -1
+}
+
+// observe counts msg if it is a refusal and logs it, rate-limited. It
+// reports whether msg was a refusal (then the caller drops memberlist's own
+// line).
+func (r *refusals) observe(log *slog.Logger, msg []byte) bool {
+	i := classifyRefusal(msg)
+	if i < 0 {
+		return false
+	}
+	r.counts[i].Add(1)
+	r.mu.Lock()
+	now := r.now()
+	if !r.lastLog[i].IsZero() && now.Sub(r.lastLog[i]) < refusalLogEvery {
+		r.suppressed[i]++
+		r.mu.Unlock()
+		return true
+	}
+	r.lastLog[i] = now
+	suppressed := r.suppressed[i]
+	r.suppressed[i] = 0
+	r.mu.Unlock()
+	// The message holds memberlist's error and the sender's address
+	// ("from=ip:port"), never key material.
+	log.Warn("gossip refused", "reason", string(Refusals[i]), "detail", string(msg),
+		"suppressed_since_last", suppressed)
+	return true
+}
+
+func (r *refusals) count(reason Refusal) uint64 {
+	for i, x := range Refusals {
+		if x == reason {
+			return r.counts[i].Load()
+		}
+	}
+	return 0
+}
