@@ -309,7 +309,7 @@ func TestNodeStatsAndHealth(t *testing.T) {
 		{"no id", &csi.NodeGetVolumeStatsRequest{VolumePath: target}, codes.InvalidArgument},
 		{"no path", &csi.NodeGetVolumeStatsRequest{VolumeId: "vol-a"}, codes.InvalidArgument},
 		{"unknown volume", &csi.NodeGetVolumeStatsRequest{VolumeId: "vol-x", VolumePath: target}, codes.NotFound},
-		{"other path", &csi.NodeGetVolumeStatsRequest{VolumeId: "vol-a", VolumePath: "some/path"}, codes.NotFound},
+		{"other path", &csi.NodeGetVolumeStatsRequest{VolumeId: "vol-a", VolumePath: "/some/path"}, codes.NotFound},
 		{"ok", &csi.NodeGetVolumeStatsRequest{VolumeId: "vol-a", VolumePath: target}, codes.OK},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -515,13 +515,16 @@ func TestNodeSharedMountNeedsSameEngine(t *testing.T) {
 // and metadata engines are mounted.
 func TestNodeTrustedEngines(t *testing.T) {
 	fm, fc := newFakeMounter(), &fakeChecker{}
-	tn := newTestNode(t, fm, fc, "", time.Minute)
-	tn.o.TrustedEngines = map[string]string{"models": "redis://:other-password@127.0.0.1:6379/1"}
+	tn := newTestNodeWith(t, fm, fc, "", time.Minute, func(o *NodeOptions) {
+		o.TrustedEngines = map[string]string{"models": "redis://:other-password@127.0.0.1:6379/1"}
+		o.AllowRequestMetaURL = false
+	})
 	tn.publish(t, "vol-a", "models", "/models/llama", "pod1") // same engine, other password
 	for name, mod := range map[string]func(*csi.NodePublishVolumeRequest){
 		"other volume": func(r *csi.NodePublishVolumeRequest) { r.VolumeContext[KeyVolume] = "datasets" },
 		"other engine": func(r *csi.NodePublishVolumeRequest) { r.Secrets[KeyMetaURL] = "redis://attacker.example:6379/1" },
 		"other db":     func(r *csi.NodePublishVolumeRequest) { r.Secrets[KeyMetaURL] = "redis://:x@127.0.0.1:6379/2" },
+		"other user":   func(r *csi.NodePublishVolumeRequest) { r.Secrets[KeyMetaURL] = "redis://admin:x@127.0.0.1:6379/1" },
 	} {
 		req := tn.publishReq("vol-b", "models", "/models/llama", "pod2")
 		mod(req)
