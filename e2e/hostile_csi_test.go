@@ -299,13 +299,40 @@ func TestHostileCSIMetaURL(t *testing.T) {
 	if n := he.bConnections(t); n != he.bBase {
 		t.Errorf("the look-alike engine received %d connections", n-he.bBase)
 	}
-	t.Logf("%d of %d crafted URLs accepted (two rounds)", accepted, 2*len(he.crafted()))
 
 	// 4. Valid publishes still work.
 	pod2 := he.target("pod-2")
 	publish(t, p, he.req("pv-2", mistralPath, pod2, he.goodURL))
 	checkTree(t, readTree(t, pod2), he.wantTree(mistralPath))
 	unpublish(t, p, "pv-2", pod2)
+	unpublish(t, p, "pv-1", pod1)
+	waitNoFUSEBeyond(t, he.dir, 0)
+	p.kill()
+
+	// 5. A node without configured volumes refuses request URLs unless
+	// the admin opted in; opted in, the crafted URLs are still refused.
+	p2 := he.startPlugin(t, "--unmount-delay", "0s", "--repair-interval", "0", "--volumes-dir", "")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	_, err := p2.node().NodePublishVolume(ctx, he.req("pv-3", llamaPath, he.target("pod-3"), he.goodURL))
+	cancel()
+	if status.Code(err) != codes.FailedPrecondition {
+		t.Errorf("a node without --volumes-dir took a request's metadata URL: %v, want FailedPrecondition", err)
+	} else {
+		t.Logf("no --volumes-dir, no opt-in: %v", err)
+	}
+	p2.kill()
+	p3 := he.startPlugin(t, "--unmount-delay", "0s", "--repair-interval", "0", "--allow-request-metaurl")
+	accepted += he.tryCrafted(t, p3, "opt-in")
+	pod4 := he.target("pod-4")
+	publish(t, p3, he.req("pv-4", llamaPath, pod4, he.goodURL))
+	checkTree(t, readTree(t, pod4), want)
+	accepted += he.tryCrafted(t, p3, "opt-in-mount-up")
+	checkTree(t, readTree(t, pod4), want)
+	unpublish(t, p3, "pv-4", pod4)
+	t.Logf("%d of %d crafted URLs accepted (four rounds)", accepted, 4*len(he.crafted()))
+	if n := he.bConnections(t); n != he.bBase {
+		t.Errorf("the look-alike engine received %d connections", n-he.bBase)
+	}
 }
 
 // TestHostileCSIUnpublish: NodeUnpublishVolume stays inside its scope: an
