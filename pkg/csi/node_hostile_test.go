@@ -135,8 +135,12 @@ func TestNodeRequestURLsNeedOptIn(t *testing.T) {
 	s0, m0 := tn2.nodeFiles()
 	other := tn2.publishReq("vol-b", "models", "/models/llama", "pod2")
 	other.Secrets[KeyMetaURL] = "redis://:x@127.0.0.1:6380/1"
+	before := fc2.callCount()
 	_, err = tn2.NodePublishVolume(context.Background(), other)
 	wantCode(t, err, codes.PermissionDenied)
+	if fc2.callCount() != before {
+		t.Error("the other engine was checked (dialled) before it was refused")
+	}
 	if s1, m1 := tn2.nodeFiles(); s1 != s0 || m1 != m0 {
 		t.Error("a refused publish changed the state files")
 	}

@@ -108,6 +108,12 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 	if done, err := n.alreadyPublished(pr); done || err != nil {
 		return &csi.NodePublishVolumeResponse{}, err
 	}
+	// A request's engine must be that of the volume's shared mount, if
+	// one is up: refuse before the check dials it. (ensureStaging checks
+	// again under the volume lock.)
+	if err := n.checkRequestEngine(pr); err != nil {
+		return nil, err
+	}
 	cctx, cancel := context.WithTimeout(ctx, n.o.CheckTimeout)
 	info, err := n.checker.Check(cctx, pr.engine.url, pr.model)
 	cancel()
@@ -134,6 +140,25 @@ func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolume
 	n.log.Info("published", "id", pr.id, "volume", pr.model.Volume, "path", pr.model.Path, "target", pr.target,
 		"engine", pr.engine.address(), "new_shared_mount", fresh, "took", time.Since(start).Round(time.Millisecond).String())
 	return &csi.NodePublishVolumeResponse{}, nil
+}
+
+// checkRequestEngine refuses, with PermissionDenied, a request's engine
+// (AllowRequestMetaURL) other than the one the volume's shared mount was
+// made from.
+func (n *Node) checkRequestEngine(pr *publishRequest) error {
+	if !pr.engine.fromRequest {
+		return nil
+	}
+	n.mu.Lock()
+	sm := n.state.Mounts[pr.model.Volume]
+	n.mu.Unlock()
+	if sm == nil {
+		return nil
+	}
+	if err := checkMountEngine(sm, pr.engine); errors.Is(err, errOtherEngine) {
+		return status.Errorf(codes.PermissionDenied, "the node-publish secret's %s names another metadata engine (%s) than the one volume %q is mounted from on this node", KeyMetaURL, pr.engine.address(), pr.model.Volume)
+	}
+	return nil
 }
 
 // alreadyPublished reports whether the request is already done (the same
