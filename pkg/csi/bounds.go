@@ -57,6 +57,20 @@ func checkID(id, field string) error {
 	return nil
 }
 
+// checkPathBounds checks the bounds of a node path (length, components,
+// control characters) without requiring it to be absolute, and returns it
+// clean.
+func checkPathBounds(p, field string) (string, error) {
+	if !filepath.IsAbs(p) && p != "" && len(p) <= maxPathLen {
+		c, err := checkPath("/"+p, field)
+		if err != nil {
+			return "", err
+		}
+		return c[1:], nil
+	}
+	return checkPath(p, field)
+}
+
 // checkPath checks an absolute node path from a request and returns it
 // clean: at most maxPathLen bytes, components of at most maxNameLen, no
 // NUL or control characters.
