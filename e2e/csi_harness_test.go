@@ -24,6 +24,7 @@ import (
 type csiProc struct {
 	t       *testing.T
 	name    string
+	bin     string // the csi binary; "" means binDir/csi
 	args    []string
 	sock    string
 	logPath string
@@ -62,7 +63,11 @@ func (p *csiProc) start() {
 		p.t.Fatal(err)
 	}
 	defer logf.Close()
-	p.cmd = exec.Command(filepath.Join(binDir, "csi"), p.args...)
+	bin := p.bin
+	if bin == "" {
+		bin = filepath.Join(binDir, "csi")
+	}
+	p.cmd = exec.Command(bin, p.args...)
 	p.cmd.Stdout, p.cmd.Stderr = logf, logf
 	if err := p.cmd.Start(); err != nil {
 		p.t.Fatal(err)

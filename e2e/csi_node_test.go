@@ -55,12 +55,36 @@ func newCSINodeEnv(t *testing.T) *csiNodeEnv {
 	return ce
 }
 
-// startPlugin runs `csi node` for this environment.
+// startPlugin runs `csi node` for this environment: targets under
+// ce.dir/pods (--kubelet-dir ce.dir) and, unless extra names its own
+// --volumes-dir or --allow-request-metaurl, the test volume configured on
+// the node.
 func (ce *csiNodeEnv) startPlugin(t *testing.T, extra ...string) *csiProc {
 	t.Helper()
-	args := append([]string{"node", "--node-id", "test-node", "--state-dir", ce.state,
-		"--cache-node", ce.nodes[0].peerAddr, "--token-file", ce.token}, extra...)
-	return startCSIProc(t, "csi node", filepath.Join(ce.dir, "csi.sock"), args...)
+	args := []string{"node", "--node-id", "test-node", "--state-dir", ce.state,
+		"--cache-node", ce.nodes[0].peerAddr, "--token-file", ce.token, "--kubelet-dir", ce.dir}
+	own := false
+	for _, a := range extra {
+		own = own || a == "--volumes-dir" || a == "--allow-request-metaurl"
+	}
+	if !own {
+		args = append(args, "--volumes-dir", ce.volumesDir(t, ce.metaURL))
+	}
+	return startCSIProc(t, "csi node", filepath.Join(ce.dir, "csi.sock"), append(args, extra...)...)
+}
+
+// volumesDir writes a --volumes-dir that configures the test volume with
+// metaURL and returns it.
+func (ce *csiNodeEnv) volumesDir(t *testing.T, metaURL string) string {
+	t.Helper()
+	dir := filepath.Join(ce.dir, "volumes-dir")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ce.format.Name), []byte(metaURL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 func (ce *csiNodeEnv) target(name string) string { return filepath.Join(ce.targets, name) }

@@ -97,7 +97,7 @@ func TestCSISanity(t *testing.T) {
 	cfg.ControllerAddress = "unix://" + ctrl.sock
 	cfg.DialOptions = append(cfg.DialOptions, grpc.WithChainUnaryInterceptor(rw.interceptor))
 	cfg.ControllerDialOptions = append(cfg.ControllerDialOptions, grpc.WithChainUnaryInterceptor(rw.interceptor))
-	cfg.TargetPath = filepath.Join(ce.dir, "sanity-target")
+	cfg.TargetPath = filepath.Join(ce.targets, "sanity-target")
 	cfg.StagingPath = filepath.Join(ce.dir, "sanity-staging")
 	cfg.SecretsFile = secretsFile
 	cfg.TestVolumeParameters = map[string]string{"volume": ce.format.Name, "pathPattern": "/models/sanity", "allowedPrefix": "/models"}

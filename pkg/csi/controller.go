@@ -84,8 +84,14 @@ type createPlan struct {
 // validateCreate checks every field of a CreateVolume request, before any
 // lock or remote call.
 func (c *Controller) validateCreate(req *csi.CreateVolumeRequest) (*createPlan, error) {
-	if req.GetName() == "" {
-		return nil, status.Error(codes.InvalidArgument, "name is required")
+	if err := checkID(req.GetName(), "name"); err != nil {
+		return nil, err
+	}
+	if err := checkMap(req.GetParameters(), "StorageClass parameters", false); err != nil {
+		return nil, err
+	}
+	if err := checkMap(req.GetSecrets(), "provisioner secret", true); err != nil {
+		return nil, err
 	}
 	if err := validateCapabilities(req.GetVolumeCapabilities()); err != nil {
 		return nil, err
@@ -210,8 +216,8 @@ func (c *Controller) CreateVolume(ctx context.Context, req *csi.CreateVolumeRequ
 // DeleteVolume implements csi.ControllerServer. It never deletes model
 // data: a model volume is a reference to data the model repository owns.
 func (c *Controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequest) (*csi.DeleteVolumeResponse, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	if err := checkID(req.GetVolumeId(), "volume ID"); err != nil {
+		return nil, err
 	}
 	release, err := c.busyIDs.acquire(req.GetVolumeId(), "volume")
 	if err != nil {
@@ -228,8 +234,13 @@ func (c *Controller) DeleteVolume(ctx context.Context, req *csi.DeleteVolumeRequ
 // confirmation, as the spec asks.
 func (c *Controller) ValidateVolumeCapabilities(ctx context.Context, req *csi.ValidateVolumeCapabilitiesRequest) (*csi.ValidateVolumeCapabilitiesResponse, error) {
 	id := req.GetVolumeId()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	if err := checkID(id, "volume ID"); err != nil {
+		return nil, err
+	}
+	for what, m := range map[string]map[string]string{"volume context": req.GetVolumeContext(), "parameters": req.GetParameters(), "controller secret": req.GetSecrets()} {
+		if err := checkMap(m, what, what == "controller secret"); err != nil {
+			return nil, err
+		}
 	}
 	if len(req.GetVolumeCapabilities()) == 0 {
 		return nil, status.Error(codes.InvalidArgument, "volume capabilities are required")

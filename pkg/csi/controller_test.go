@@ -386,3 +386,27 @@ func TestIdentity(t *testing.T) {
 		t.Error("options without a version accepted")
 	}
 }
+
+// TestControllerBoundsStrings: over-long names, IDs, parameters and
+// secrets are InvalidArgument before any metadata call.
+func TestControllerBoundsStrings(t *testing.T) {
+	c, err := NewController(ControllerOptions{Version: "test", Checker: &fakeChecker{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("a", 10<<10)
+	caps := []*csi.VolumeCapability{roCap(csi.VolumeCapability_AccessMode_MULTI_NODE_READER_ONLY)}
+	ctx := context.Background()
+	_, err = c.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: long, VolumeCapabilities: caps})
+	wantCode(t, err, codes.InvalidArgument)
+	_, err = c.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-1", VolumeCapabilities: caps, Parameters: map[string]string{KeyVolume: long}})
+	wantCode(t, err, codes.InvalidArgument)
+	_, err = c.CreateVolume(ctx, &csi.CreateVolumeRequest{Name: "pvc-1", VolumeCapabilities: caps, Secrets: map[string]string{KeyMetaURL: long}})
+	wantCode(t, err, codes.InvalidArgument)
+	_, err = c.DeleteVolume(ctx, &csi.DeleteVolumeRequest{VolumeId: long})
+	wantCode(t, err, codes.InvalidArgument)
+	_, err = c.ValidateVolumeCapabilities(ctx, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: long, VolumeCapabilities: caps})
+	wantCode(t, err, codes.InvalidArgument)
+	_, err = c.ValidateVolumeCapabilities(ctx, &csi.ValidateVolumeCapabilitiesRequest{VolumeId: "v", VolumeCapabilities: caps, VolumeContext: map[string]string{long: "x"}})
+	wantCode(t, err, codes.InvalidArgument)
+}

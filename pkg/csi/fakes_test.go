@@ -29,6 +29,8 @@ type fakeMounter struct {
 	stops   int
 	// gate, when set, makes StartFUSE wait for a receive.
 	gate chan struct{}
+	// bindErr, when set, is what Bind returns.
+	bindErr error
 }
 
 type fakeFUSE struct {
@@ -47,29 +49,29 @@ func newFakeMounter() *fakeMounter {
 	return &fakeMounter{fuse: map[string]*fakeFUSE{}, binds: map[string]fakeBind{}, nextPID: 1000}
 }
 
-func (f *fakeMounter) StartFUSE(ctx context.Context, spec MountSpec) (int, error) {
+func (f *fakeMounter) StartFUSE(ctx context.Context, spec MountSpec) (Proc, error) {
 	if f.gate != nil {
 		select {
 		case <-f.gate:
 		case <-ctx.Done():
-			return 0, ctx.Err()
+			return Proc{}, ctx.Err()
 		}
 	}
 	if _, err := os.Stat(spec.Dir); err != nil {
-		return 0, err
+		return Proc{}, err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if fu := f.fuse[spec.Dir]; fu != nil {
-		return 0, fmt.Errorf("fake: %s already mounted", spec.Dir)
+		return Proc{}, fmt.Errorf("fake: %s already mounted", spec.Dir)
 	}
 	f.nextPID++
 	f.starts++
 	f.fuse[spec.Dir] = &fakeFUSE{pid: f.nextPID}
-	return f.nextPID, nil
+	return Proc{PID: f.nextPID, Start: uint64(f.nextPID) * 7}, nil
 }
 
-func (f *fakeMounter) StopFUSE(dir string, pid int) error {
+func (f *fakeMounter) StopFUSE(dir string, p Proc) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.fuse[dir]; ok {
@@ -100,10 +102,11 @@ func (f *fakeMounter) Health(dir string) MountHealth {
 func (f *fakeMounter) MountedAt(dir string) (mountutils.MountInfo, bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	_, isFUSE := f.fuse[dir]
-	_, isBind := f.binds[dir]
-	if isFUSE || isBind {
-		return mountutils.MountInfo{MountPoint: dir, FsType: "fuse.juicefs"}, true, nil
+	if fu, ok := f.fuse[dir]; ok {
+		return mountutils.MountInfo{MountPoint: dir, FsType: "fuse.juicefs", Major: 0, Minor: fu.pid}, true, nil
+	}
+	if b, ok := f.binds[dir]; ok {
+		return mountutils.MountInfo{MountPoint: dir, FsType: "fuse.juicefs", Major: 0, Minor: b.pid}, true, nil
 	}
 	return mountutils.MountInfo{}, false, nil
 }
@@ -114,6 +117,9 @@ func (f *fakeMounter) Bind(root, rel, target string, flags BindFlags) error {
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.bindErr != nil {
+		return f.bindErr
+	}
 	fu := f.fuse[root]
 	if fu == nil || fu.broken {
 		return fmt.Errorf("fake bind: %s is not a healthy mount", root)
@@ -132,11 +138,11 @@ func (f *fakeMounter) Unmount(target string) error {
 	return nil
 }
 
-func (f *fakeMounter) ProcessAlive(pid int, dir string) bool {
+func (f *fakeMounter) ProcessAlive(p Proc, dir string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	fu := f.fuse[dir]
-	return fu != nil && fu.pid == pid && !fu.procGone && !fu.broken
+	return fu != nil && fu.pid == p.PID && (p.Start == 0 || p.Start == uint64(p.PID)*7) && !fu.procGone && !fu.broken
 }
 
 // breakAll marks every FUSE mount dead (both mount processes killed).
@@ -160,6 +166,7 @@ type fakeChecker struct {
 	errs  map[Model]error
 	uuid  string
 	calls int
+	urls  []string // the metadata URLs checked, in order
 	// gate, when set, makes Check wait for a receive (entered is
 	// signalled first).
 	gate    chan struct{}
@@ -169,6 +176,7 @@ type fakeChecker struct {
 func (c *fakeChecker) Check(ctx context.Context, metaURL string, m Model) (ModelInfo, error) {
 	c.mu.Lock()
 	c.calls++
+	c.urls = append(c.urls, metaURL)
 	gate, entered := c.gate, c.entered
 	err := c.errs[m]
 	uuid := c.uuid
@@ -258,6 +266,12 @@ type testNode struct {
 
 func newTestNode(t *testing.T, fm *fakeMounter, fc *fakeChecker, dir string, delay time.Duration) *testNode {
 	t.Helper()
+	return newTestNodeWith(t, fm, fc, dir, delay, nil)
+}
+
+// newTestNodeWith is newTestNode with options changed by mod.
+func newTestNodeWith(t *testing.T, fm *fakeMounter, fc *fakeChecker, dir string, delay time.Duration, mod func(*NodeOptions)) *testNode {
+	t.Helper()
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -269,12 +283,17 @@ func newTestNode(t *testing.T, fm *fakeMounter, fc *fakeChecker, dir string, del
 	os.WriteFile(bin, []byte("#!/bin/sh\n"), 0o755)
 	tok := filepath.Join(dir, "token")
 	os.WriteFile(tok, []byte("test-token-0123456789"), 0o600)
-	n, err := NewNode(NodeOptions{
+	o := NodeOptions{
 		Version: "test", NodeID: "node-a", StateDir: filepath.Join(dir, "state"),
 		MountBinary: bin, CacheNode: "127.0.0.1:1", TokenFile: tok, UnmountDelay: delay,
+		KubeletDir: dir, AllowRequestMetaURL: true,
 		Checker: fc, Mounter: fm, Logger: tn.logs.logger(),
 		CacheProbe: func(context.Context) error { return tn.probe },
-	})
+	}
+	if mod != nil {
+		mod(&o)
+	}
+	n, err := NewNode(o)
 	if err != nil {
 		t.Fatal(err)
 	}

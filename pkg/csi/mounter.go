@@ -48,6 +48,14 @@ func (h MountHealth) String() string {
 	return "unknown"
 }
 
+// Proc is a mount process: its PID and its start time (field 22 of
+// /proc/PID/stat, clock ticks since boot), which tells it from a later
+// process with the same PID. Start 0 is unknown.
+type Proc struct {
+	PID   int
+	Start uint64
+}
+
 // MountSpec is a mount process to start.
 type MountSpec struct {
 	Dir     string   // the mount point; must exist
@@ -70,12 +78,12 @@ type Mounter interface {
 	// StartFUSE starts spec.Argv detached from the caller (its own
 	// session, so it survives the caller) and waits until spec.Dir is a
 	// FUSE mount that answers, the process exits, or ctx ends; on failure
-	// it stops what it started. It returns the process ID.
-	StartFUSE(ctx context.Context, spec MountSpec) (pid int, err error)
+	// it stops what it started. It returns the process.
+	StartFUSE(ctx context.Context, spec MountSpec) (Proc, error)
 	// StopFUSE unmounts the FUSE mount at dir (lazily when it is dead or
-	// busy) and makes sure the mount process pid (0: unknown) and its
-	// children have exited.
-	StopFUSE(dir string, pid int) error
+	// busy) and makes sure the mount process p (PID 0: unknown) and the
+	// processes of its session that serve dir have exited.
+	StopFUSE(dir string, p Proc) error
 	// Health reports the state of the mount at dir.
 	Health(dir string) MountHealth
 	// MountedAt returns the topmost mount at dir, if any.
@@ -87,9 +95,11 @@ type Mounter interface {
 	// Unmount unmounts target, lazily when its source is dead. Nothing
 	// mounted is not an error.
 	Unmount(target string) error
-	// ProcessAlive reports whether pid is a live mount process for dir
-	// (its command line names dir, or a file in dir's parent).
-	ProcessAlive(pid int, dir string) bool
+	// ProcessAlive reports whether a process serves dir for the mount
+	// process p: p itself (the same start time), or a process of its
+	// session (the JuiceFS server the supervisor forked), whose command
+	// line names dir or a file in dir's parent.
+	ProcessAlive(p Proc, dir string) bool
 }
 
 // SystemMounter is the Mounter of a real node: processes, mount(2),
@@ -123,13 +133,13 @@ func (m *SystemMounter) stopTimeout() time.Duration {
 }
 
 // StartFUSE implements Mounter.
-func (m *SystemMounter) StartFUSE(ctx context.Context, spec MountSpec) (int, error) {
+func (m *SystemMounter) StartFUSE(ctx context.Context, spec MountSpec) (Proc, error) {
 	if len(spec.Argv) == 0 {
-		return 0, errors.New("start mount: empty command")
+		return Proc{}, errors.New("start mount: empty command")
 	}
 	logf, err := os.OpenFile(spec.LogFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600)
 	if err != nil {
-		return 0, fmt.Errorf("start mount: %w", err)
+		return Proc{}, fmt.Errorf("start mount: %w", err)
 	}
 	cmd := exec.Command(spec.Argv[0], spec.Argv[1:]...)
 	cmd.Env = spec.Env
@@ -141,9 +151,14 @@ func (m *SystemMounter) StartFUSE(ctx context.Context, spec MountSpec) (int, err
 	err = cmd.Start()
 	logf.Close()
 	if err != nil {
-		return 0, fmt.Errorf("start mount: %w", err)
+		return Proc{}, fmt.Errorf("start mount: %w", err)
 	}
 	pid := cmd.Process.Pid
+	// Not reaped before the goroutine below, so the PID is still ours.
+	proc := Proc{PID: pid}
+	if st, ok := procStat(pid); ok {
+		proc.Start = st.start
+	}
 	exited := make(chan struct{})
 	m.mu.Lock()
 	if m.children == nil {
@@ -162,16 +177,16 @@ func (m *SystemMounter) StartFUSE(ctx context.Context, spec MountSpec) (int, err
 	defer tick.Stop()
 	for {
 		if m.Health(spec.Dir) == MountHealthy {
-			return pid, nil
+			return proc, nil
 		}
 		select {
 		case <-exited:
 			m.detach(spec.Dir)
-			return 0, fmt.Errorf("mount process exited before mounting %s; its log %s ends: %s", spec.Dir, spec.LogFile, logTail(spec.LogFile, 600, spec.Secrets))
+			return Proc{}, fmt.Errorf("mount process exited before mounting %s; its log %s ends: %s", spec.Dir, spec.LogFile, logTail(spec.LogFile, 600, spec.Secrets))
 		case <-ctx.Done():
-			m.kill(pid)
+			m.kill(proc, spec.Dir)
 			m.detach(spec.Dir)
-			return 0, fmt.Errorf("%s not mounted: %w (log %s)", spec.Dir, ctx.Err(), spec.LogFile)
+			return Proc{}, fmt.Errorf("%s not mounted: %w (log %s)", spec.Dir, ctx.Err(), spec.LogFile)
 		case <-tick.C:
 		}
 	}
@@ -187,7 +202,7 @@ func logTail(path string, max int, secrets []string) string {
 }
 
 // StopFUSE implements Mounter.
-func (m *SystemMounter) StopFUSE(dir string, pid int) error {
+func (m *SystemMounter) StopFUSE(dir string, p Proc) error {
 	var err error
 	if _, ok, _ := m.MountedAt(dir); ok {
 		if m.Health(dir) == MountHealthy {
@@ -197,19 +212,35 @@ func (m *SystemMounter) StopFUSE(dir string, pid int) error {
 			err = m.detach(dir)
 		}
 	}
-	if pid > 0 {
-		deadline := time.Now().Add(m.stopTimeout())
-		for m.ProcessAlive(pid, dir) && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
+	if p.PID > 0 {
+		exited := m.exitedChan(p.PID)
+		deadline := time.NewTimer(m.stopTimeout())
+		defer deadline.Stop()
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+	wait:
+		for m.ProcessAlive(p, dir) {
+			select {
+			case <-exited:
+			case <-tick.C:
+			case <-deadline.C:
+				break wait
+			}
 		}
-		if m.ProcessAlive(pid, dir) {
-			m.kill(pid)
-		}
+		m.kill(p, dir)
 	}
 	if err != nil {
 		return fmt.Errorf("unmount %s: %w", dir, err)
 	}
 	return nil
+}
+
+// exitedChan is closed when the child pid of this mounter is reaped; nil
+// (never ready) for other processes.
+func (m *SystemMounter) exitedChan(pid int) chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.children[pid]
 }
 
 // detach lazily unmounts every mount stacked at dir.
@@ -225,23 +256,20 @@ func (m *SystemMounter) detach(dir string) error {
 	return nil
 }
 
-// kill ends the process group of a mount process (the JuiceFS supervisor
-// and the server it runs share it), and the process itself.
-func (m *SystemMounter) kill(pid int) {
-	if pid <= 1 {
+// kill ends the mount process p, if it is still the same process, and
+// the processes of its session that serve dir (the JuiceFS server the
+// supervisor forked, which outlives it).
+func (m *SystemMounter) kill(p Proc, dir string) {
+	if p.PID <= 1 {
 		return
 	}
-	if pgid, err := syscall.Getpgid(pid); err == nil && pgid == pid {
-		syscall.Kill(-pid, syscall.SIGKILL)
+	if st, ok := procStat(p.PID); ok && (p.Start == 0 || st.start == p.Start) {
+		syscall.Kill(p.PID, syscall.SIGKILL)
 	}
-	for _, c := range childrenOf(pid) {
+	for _, c := range sessionServers(p.PID, dir) {
 		syscall.Kill(c, syscall.SIGKILL)
 	}
-	syscall.Kill(pid, syscall.SIGKILL)
-	m.mu.Lock()
-	exited := m.children[pid]
-	m.mu.Unlock()
-	if exited != nil {
+	if exited := m.exitedChan(p.PID); exited != nil {
 		select {
 		case <-exited:
 		case <-time.After(5 * time.Second):
@@ -249,72 +277,91 @@ func (m *SystemMounter) kill(pid int) {
 	}
 }
 
-// childrenOf lists the processes whose parent is pid.
-func childrenOf(pid int) []int {
+// sessionServers lists the live processes of session sid (other than sid
+// itself) whose command line names dir or a file next to it.
+func sessionServers(sid int, dir string) []int {
 	ents, _ := os.ReadDir("/proc")
 	var out []int
 	for _, e := range ents {
 		c, err := strconv.Atoi(e.Name())
-		if err != nil {
+		if err != nil || c == sid {
 			continue
 		}
-		if ppid, _, ok := procStat(c); ok && ppid == pid {
+		if st, ok := procStat(c); ok && st.session == sid && st.state != 'Z' && st.state != 'X' && namesDir(c, dir) {
 			out = append(out, c)
 		}
 	}
 	return out
 }
 
-// procStat returns a process's parent and state from /proc/PID/stat.
-func procStat(pid int) (ppid int, state byte, ok bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, false
-	}
-	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 || i+4 > len(s) {
-		return 0, 0, false
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 2 {
-		return 0, 0, false
-	}
-	ppid, err = strconv.Atoi(f[1])
-	return ppid, f[0][0], err == nil
-}
-
-// ProcessAlive implements Mounter: pid runs (not a zombie) and its command
-// line names dir or a file next to it (so that a reused PID is not taken
-// for the mount process).
-func (m *SystemMounter) ProcessAlive(pid int, dir string) bool {
-	if pid <= 0 {
-		return false
-	}
-	m.mu.Lock()
-	exited := m.children[pid]
-	m.mu.Unlock()
-	if exited != nil {
-		select {
-		case <-exited:
-			return false
-		default:
-		}
-	}
-	_, state, ok := procStat(pid)
-	if !ok || state == 'Z' || state == 'X' {
-		return false
-	}
+// namesDir reports whether pid's command line names dir or a file in
+// dir's parent. JuiceFS (gspt) rewrites its process title to its
+// arguments joined by spaces and may cut the end, where dir is; the
+// metadata URL file next to dir comes earlier.
+func namesDir(pid int, dir string) bool {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	if err != nil {
 		return false
 	}
-	// JuiceFS (gspt) rewrites its process title to its arguments joined
-	// by spaces and may cut the end, where dir is; the metadata URL file
-	// next to dir comes earlier.
 	cmdline := string(b)
 	return strings.Contains(cmdline, dir) || strings.Contains(cmdline, filepath.Dir(dir)+string(filepath.Separator))
+}
+
+// procInfo is what /proc/PID/stat tells of a process.
+type procInfo struct {
+	state   byte
+	ppid    int
+	session int
+	start   uint64 // field 22, clock ticks since boot
+}
+
+// procStat reads /proc/PID/stat.
+func procStat(pid int) (procInfo, bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return procInfo{}, false
+	}
+	return parseProcStat(string(b))
+}
+
+// parseProcStat parses a /proc/PID/stat line: "pid (comm) state ppid pgrp
+// session ... starttime ..."; comm may hold spaces and parentheses.
+func parseProcStat(s string) (procInfo, bool) {
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return procInfo{}, false
+	}
+	f := strings.Fields(s[i+1:])
+	// f[0] is field 3 (state); starttime is field 22, f[19].
+	if len(f) < 20 || len(f[0]) != 1 {
+		return procInfo{}, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	sid, err2 := strconv.Atoi(f[3])
+	start, err3 := strconv.ParseUint(f[19], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return procInfo{}, false
+	}
+	return procInfo{state: f[0][0], ppid: ppid, session: sid, start: start}, true
+}
+
+// ProcessAlive implements Mounter.
+func (m *SystemMounter) ProcessAlive(p Proc, dir string) bool {
+	if p.PID <= 0 {
+		return false
+	}
+	if exited := m.exitedChan(p.PID); exited != nil {
+		select {
+		case <-exited:
+			return len(sessionServers(p.PID, dir)) > 0
+		default:
+		}
+	}
+	st, ok := procStat(p.PID)
+	if ok && st.state != 'Z' && st.state != 'X' && (p.Start == 0 || st.start == p.Start) && namesDir(p.PID, dir) {
+		return true
+	}
+	return len(sessionServers(p.PID, dir)) > 0
 }
 
 // Health implements Mounter.
@@ -328,8 +375,20 @@ func (m *SystemMounter) Health(dir string) MountHealth {
 	}
 	done := make(chan error, 1)
 	go func() {
+		// A stat may be answered from the kernel's attribute cache for
+		// a while after the FUSE server is gone; a statfs always goes to
+		// the server, so a dead connection shows at once.
 		var st unix.Stat_t
-		done <- unix.Stat(dir, &st)
+		if err := unix.Stat(dir, &st); err != nil {
+			done <- err
+			return
+		}
+		var fs unix.Statfs_t
+		if err := unix.Statfs(dir, &fs); errors.Is(err, unix.ENOTCONN) || errors.Is(err, unix.ECONNABORTED) {
+			done <- err
+			return
+		}
+		done <- nil
 	}()
 	select {
 	case err := <-done:

@@ -9,9 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
@@ -44,8 +42,12 @@ type Node struct {
 	busy     inflight // volume IDs with an operation in flight
 
 	statePath string
-	binary    string // the mount binary as the mount process sees it
-	token     string // the token file as the mount process sees it
+	trusted   map[string]trustedEngine // the configured volumes; nil: none
+	podsDir   string                   // <KubeletDir>/pods, for messages
+	podsDirs  []string                 // it, clean and with symlinks resolved
+	stateDirs []string                 // StateDir, clean and with symlinks resolved
+	binary    string                   // the mount binary as the mount process sees it
+	token     string                   // the token file as the mount process sees it
 
 	mu       sync.Mutex // guards state, volLocks, timers, closed
 	state    *nodeState
@@ -83,6 +85,14 @@ func NewNode(o NodeOptions) (*Node, error) {
 	if n.mounter == nil {
 		n.mounter = &SystemMounter{}
 	}
+	n.trusted = parseTrusted(o.TrustedEngines)
+	kubelet := o.KubeletDir
+	if kubelet == "" {
+		kubelet = DefaultKubeletDir
+	}
+	n.podsDir = filepath.Join(filepath.Clean(kubelet), "pods")
+	n.podsDirs = withResolved(n.podsDir)
+	n.stateDirs = withResolved(filepath.Clean(o.StateDir))
 	n.probe = o.CacheProbe
 	if n.probe == nil {
 		n.probe = n.probeCacheNode
@@ -109,6 +119,15 @@ func NewNode(o NodeOptions) (*Node, error) {
 	}
 	n.identity = newIdentity(o.DriverName, o.Version, n.ready, o.Logger)
 	return n, nil
+}
+
+// withResolved is p, and p with its symlinks resolved when that differs.
+func withResolved(p string) []string {
+	out := []string{p}
+	if r, err := filepath.EvalSymlinks(p); err == nil && r != p {
+		out = append(out, r)
+	}
+	return out
 }
 
 // Register registers the identity and node services on s.
@@ -244,481 +263,6 @@ func (n *Node) NodeGetInfo(context.Context, *csi.NodeGetInfoRequest) (*csi.NodeG
 	return &csi.NodeGetInfoResponse{NodeId: n.o.NodeID}, nil
 }
 
-// publishRequest is a validated NodePublishVolume request.
-type publishRequest struct {
-	id, target, metaURL string
-	model               Model
-	flags               BindFlags
-}
-
-func validateTarget(p, field string) (string, error) {
-	if p == "" {
-		return "", status.Errorf(codes.InvalidArgument, "%s is required", field)
-	}
-	if !filepath.IsAbs(p) {
-		return "", status.Errorf(codes.InvalidArgument, "%s %q must be absolute", field, p)
-	}
-	if strings.ContainsRune(p, 0) {
-		return "", status.Errorf(codes.InvalidArgument, "%s contains a NUL byte", field)
-	}
-	return filepath.Clean(p), nil
-}
-
-func (n *Node) validatePublish(req *csi.NodePublishVolumeRequest) (*publishRequest, error) {
-	if req.GetVolumeId() == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
-	}
-	target, err := validateTarget(req.GetTargetPath(), "target path")
-	if err != nil {
-		return nil, err
-	}
-	if req.GetVolumeCapability() == nil {
-		return nil, status.Error(codes.InvalidArgument, "volume capability is required")
-	}
-	if msg := capabilityError(req.GetVolumeCapability()); msg != "" {
-		return nil, status.Error(codes.InvalidArgument, msg)
-	}
-	if req.GetStagingTargetPath() != "" {
-		return nil, status.Error(codes.InvalidArgument, "staging target path given, but this plugin does not stage volumes (no STAGE_UNSTAGE_VOLUME)")
-	}
-	model, err := parseVolumeContext(req.GetVolumeContext())
-	if err != nil {
-		return nil, err
-	}
-	const secretName = "node-publish secret (csi.storage.k8s.io/node-publish-secret-name, or nodePublishSecretRef)"
-	metaURL, err := metaURLFrom(req.GetSecrets(), secretName)
-	if err != nil {
-		return nil, err
-	}
-	prefix, err := secretPrefix(req.GetSecrets(), "node-publish secret")
-	if err != nil {
-		return nil, err
-	}
-	if err := checkPrefix(model.Path, prefix, "the node-publish secret's "+KeyAllowedPrefix); err != nil {
-		return nil, err
-	}
-	if n.o.TrustedEngines != nil {
-		trusted, ok := n.o.TrustedEngines[model.Volume]
-		if !ok {
-			return nil, status.Errorf(codes.PermissionDenied, "volume %q is not one this node serves", model.Volume)
-		}
-		if urlWithoutPassword(strings.TrimSpace(trusted)) != urlWithoutPassword(metaURL) {
-			return nil, status.Errorf(codes.PermissionDenied, "the secret's %s is not the metadata engine of volume %q this node trusts", KeyMetaURL, model.Volume)
-		}
-	}
-	pr := &publishRequest{id: req.GetVolumeId(), target: target, metaURL: metaURL, model: model}
-	for _, f := range req.GetVolumeCapability().GetMount().GetMountFlags() {
-		if f == "noexec" {
-			pr.flags.NoExec = true
-		}
-	}
-	return pr, nil
-}
-
-// NodePublishVolume implements csi.NodeServer: it checks the model in the
-// volume's metadata, makes sure the volume's shared JuiceFS mount is up
-// (mounting or repairing it) and bind-mounts the model read-only at the
-// target. The mount is read-only whatever the readonly flag says: models
-// are read-only. Publishing the same volume at the same target again is a
-// no-op.
-func (n *Node) NodePublishVolume(ctx context.Context, req *csi.NodePublishVolumeRequest) (*csi.NodePublishVolumeResponse, error) {
-	pr, err := n.validatePublish(req)
-	if err != nil {
-		return nil, err
-	}
-	release, err := n.busy.acquire(pr.id, "volume")
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	start := time.Now()
-	if done, err := n.alreadyPublished(pr); done || err != nil {
-		return &csi.NodePublishVolumeResponse{}, err
-	}
-	cctx, cancel := context.WithTimeout(ctx, n.o.CheckTimeout)
-	info, err := n.checker.Check(cctx, pr.metaURL, pr.model)
-	cancel()
-	if err != nil {
-		n.log.Warn("publish refused", "id", pr.id, "volume", pr.model.Volume, "path", pr.model.Path, "target", pr.target,
-			"code", status.Code(err).String(), "error", scrub(err, pr.metaURL))
-		return nil, err
-	}
-	unlock := n.lockVolume(pr.model.Volume)
-	defer unlock()
-	if done, err := n.alreadyPublished(pr); done || err != nil {
-		return &csi.NodePublishVolumeResponse{}, err
-	}
-	sm, mounted, err := n.ensureStaging(ctx, pr.model.Volume, info.UUID, pr.metaURL)
-	if err != nil {
-		return nil, err
-	}
-	if err := n.bindTarget(sm, pr); err != nil {
-		return nil, err
-	}
-	n.log.Info("published", "id", pr.id, "volume", pr.model.Volume, "path", pr.model.Path, "target", pr.target,
-		"new_shared_mount", mounted, "took", time.Since(start).Round(time.Millisecond).String())
-	return &csi.NodePublishVolumeResponse{}, nil
-}
-
-// alreadyPublished reports whether the request is already done (the same
-// volume and model at the target, its bind healthy), or an error when the
-// target holds another volume.
-func (n *Node) alreadyPublished(pr *publishRequest) (bool, error) {
-	n.mu.Lock()
-	sm, t := n.state.findTarget(pr.target)
-	n.mu.Unlock()
-	if t == nil {
-		return false, nil
-	}
-	if t.VolumeID != pr.id || sm.Volume != pr.model.Volume || t.Path != pr.model.Path {
-		return false, status.Errorf(codes.AlreadyExists, "target %q already holds volume %q (%s:%s)", pr.target, t.VolumeID, sm.Volume, t.Path)
-	}
-	if t.NoExec != pr.flags.NoExec {
-		return false, status.Errorf(codes.AlreadyExists, "volume %q is already published at %q with other mount flags", pr.id, pr.target)
-	}
-	return n.mounter.Health(pr.target) == MountHealthy && n.mounter.Health(sm.Dir) == MountHealthy, nil
-}
-
-// ensureStaging returns the volume's shared mount, mounting it or
-// repairing it when needed; mounted tells whether it started a mount. The
-// volume lock is held.
-func (n *Node) ensureStaging(ctx context.Context, volume, uuid, metaURL string) (*stagingState, bool, error) {
-	n.mu.Lock()
-	sm := n.state.Mounts[volume]
-	n.mu.Unlock()
-	if sm != nil {
-		if sm.UUID != uuid {
-			return nil, false, status.Errorf(codes.FailedPrecondition, "volume %q is mounted on this node from the JuiceFS volume with UUID %s, but the secret's metadata URL names UUID %s", volume, sm.UUID, uuid)
-		}
-		// The shared mount serves everyone who names the volume, so the
-		// request must name the same metadata engine the mount was made
-		// from: a look-alike engine (a copied format with the same name
-		// and UUID) must not get at this volume's data. Only the
-		// password may differ (a rotated one; the check above proved it
-		// valid): the next remount uses the newest.
-		stored, err := os.ReadFile(sm.MetaURLFile)
-		if err != nil {
-			return nil, false, status.Errorf(codes.Internal, "read the metadata URL file: %v", err)
-		}
-		if urlWithoutPassword(strings.TrimSpace(string(stored))) != urlWithoutPassword(metaURL) {
-			return nil, false, status.Errorf(codes.PermissionDenied, "the secret's %s names another metadata engine than the one volume %q is mounted from on this node", KeyMetaURL, volume)
-		}
-		if err := writeSecretFile(sm.MetaURLFile, metaURL); err != nil {
-			return nil, false, status.Errorf(codes.Internal, "write the metadata URL file: %v", err)
-		}
-		switch h := n.mounter.Health(sm.Dir); h {
-		case MountHealthy, MountUnresponsive:
-			return sm, false, nil
-		default:
-			n.log.Warn("shared mount is "+h.String()+"; remounting", "volume", volume, "dir", sm.Dir)
-			if err := n.remount(ctx, sm, metaURL); err != nil {
-				return nil, false, err
-			}
-			return sm, true, nil
-		}
-	}
-	volDir := filepath.Join(n.o.StateDir, "volumes", volume)
-	sm = &stagingState{
-		Volume: volume, UUID: uuid,
-		Dir:         filepath.Join(volDir, "mnt"),
-		MetaURLFile: filepath.Join(volDir, "meta-url"),
-		LogFile:     filepath.Join(volDir, "mount.log"),
-		Targets:     map[string]*targetState{},
-	}
-	// Whatever a crash left mounted there goes first.
-	if err := n.mounter.StopFUSE(sm.Dir, 0); err != nil {
-		return nil, false, status.Errorf(codes.Internal, "clear %s: %v", sm.Dir, err)
-	}
-	if err := os.MkdirAll(sm.Dir, 0o755); err != nil {
-		return nil, false, status.Errorf(codes.Internal, "create %s: %v", sm.Dir, err)
-	}
-	if err := os.Chmod(volDir, 0o700); err != nil {
-		return nil, false, status.Errorf(codes.Internal, "chmod %s: %v", volDir, err)
-	}
-	if err := writeSecretFile(sm.MetaURLFile, metaURL); err != nil {
-		return nil, false, status.Errorf(codes.Internal, "write the metadata URL file: %v", err)
-	}
-	pid, err := n.startMount(ctx, sm, metaURL)
-	if err != nil {
-		os.Remove(sm.MetaURLFile)
-		return nil, false, err
-	}
-	sm.PID = pid
-	n.mu.Lock()
-	n.state.Mounts[volume] = sm
-	err = n.saveLocked()
-	n.mu.Unlock()
-	if err != nil {
-		return nil, false, status.Errorf(codes.Internal, "%v", err)
-	}
-	n.log.Info("shared mount started", "volume", volume, "uuid", uuid, "dir", sm.Dir, "pid", pid)
-	return sm, true, nil
-}
-
-// startMount starts the mount process of sm and waits until it serves.
-func (n *Node) startMount(ctx context.Context, sm *stagingState, metaURL string) (int, error) {
-	if len(n.o.Launcher) > 0 {
-		if err := n.refreshToken(); err != nil {
-			return 0, status.Errorf(codes.Internal, "%v", err)
-		}
-	}
-	argv := append(append([]string{}, n.o.Launcher...), n.binary, "mount",
-		"--meta-url-file", sm.MetaURLFile, "--node", n.o.CacheNode, "--token-file", n.token)
-	argv = append(append(argv, n.o.MountArgs...), sm.Dir)
-	ctx, cancel := context.WithTimeout(ctx, n.o.MountTimeout)
-	defer cancel()
-	pid, err := n.mounter.StartFUSE(ctx, MountSpec{
-		Dir: sm.Dir, Argv: argv, Env: mountEnv(), LogFile: sm.LogFile, Secrets: []string{metaURL},
-	})
-	if err != nil {
-		code := codes.Internal
-		if errors.Is(err, context.DeadlineExceeded) {
-			code = codes.DeadlineExceeded
-		}
-		return 0, status.Errorf(code, "mount volume %q: %s", sm.Volume, scrub(err, metaURL))
-	}
-	return pid, nil
-}
-
-// mountEnv is the environment of mount processes: the plugin's, without
-// variables that would change how JuiceFS or the mount behave.
-func mountEnv() []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "JFS_") || strings.HasPrefix(k, "_FUSE") || strings.HasPrefix(k, "RINGCACHE_") || k == "META_PASSWORD" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return env
-}
-
-// remount replaces a broken shared mount at the same place and re-binds
-// every target to it. The volume lock is held.
-func (n *Node) remount(ctx context.Context, sm *stagingState, metaURL string) error {
-	if metaURL == "" {
-		b, err := os.ReadFile(sm.MetaURLFile)
-		if err != nil {
-			return status.Errorf(codes.Internal, "volume %q: read the metadata URL file: %v", sm.Volume, err)
-		}
-		metaURL = strings.TrimSpace(string(b))
-	}
-	if err := n.mounter.StopFUSE(sm.Dir, sm.PID); err != nil {
-		return status.Errorf(codes.Internal, "volume %q: remove the broken mount: %v", sm.Volume, err)
-	}
-	pid, err := n.startMount(ctx, sm, metaURL)
-	if err != nil {
-		return err
-	}
-	n.mu.Lock()
-	sm.PID = pid
-	err = n.saveLocked()
-	n.mu.Unlock()
-	if err != nil {
-		return status.Errorf(codes.Internal, "%v", err)
-	}
-	n.log.Info("shared mount repaired", "volume", sm.Volume, "dir", sm.Dir, "pid", pid)
-	n.rebind(sm, true)
-	return nil
-}
-
-// rebind binds again every target of sm whose bind is not healthy (all of
-// them with force: after a remount every old bind points at the dead
-// mount). Targets whose directory is gone are forgotten. The volume lock
-// is held.
-func (n *Node) rebind(sm *stagingState, force bool) {
-	n.mu.Lock()
-	targets := make(map[string]targetState, len(sm.Targets))
-	for p, t := range sm.Targets {
-		targets[p] = *t
-	}
-	n.mu.Unlock()
-	changed := false
-	for _, target := range sortedKeys(targets) {
-		t := targets[target]
-		if _, err := os.Lstat(target); errors.Is(err, os.ErrNotExist) {
-			n.log.Info("target is gone; forgetting it", "volume", sm.Volume, "target", target)
-			n.mu.Lock()
-			delete(sm.Targets, target)
-			n.mu.Unlock()
-			changed = true
-			continue
-		}
-		if h := n.mounter.Health(target); !force && h != MountBroken && h != MountMissing {
-			continue // healthy, or slow but not known dead
-		}
-		if err := n.mounter.Unmount(target); err != nil {
-			n.log.Error("unmount stale bind", "target", target, "error", err.Error())
-			continue
-		}
-		if err := n.mounter.Bind(sm.Dir, t.Path, target, BindFlags{NoExec: t.NoExec}); err != nil {
-			n.log.Error("re-bind target", "volume", sm.Volume, "path", t.Path, "target", target, "error", err.Error())
-			continue
-		}
-		n.log.Info("target re-bound", "volume", sm.Volume, "path", t.Path, "target", target)
-	}
-	if changed {
-		n.mu.Lock()
-		n.markIdleLocked(sm)
-		if err := n.saveLocked(); err != nil {
-			n.log.Error("save state", "error", err.Error())
-		}
-		n.mu.Unlock()
-	}
-}
-
-// bindTarget records the target and bind-mounts the model into it. The
-// target is recorded first, so that a crash between the two leaves a
-// target the next start re-binds rather than a bind nobody knows. The
-// volume lock is held.
-func (n *Node) bindTarget(sm *stagingState, pr *publishRequest) error {
-	created, err := prepareTarget(n.mounter, pr.target)
-	if err != nil {
-		return err
-	}
-	n.mu.Lock()
-	sm.Targets[pr.target] = &targetState{VolumeID: pr.id, Path: pr.model.Path, NoExec: pr.flags.NoExec}
-	sm.IdleSince = nil
-	n.stopTimerLocked(sm.Volume)
-	err = n.saveLocked()
-	n.mu.Unlock()
-	if err == nil {
-		err = n.mounter.Unmount(pr.target) // a stale bind of ours, if any
-	}
-	if err == nil {
-		err = n.mounter.Bind(sm.Dir, pr.model.Path, pr.target, pr.flags)
-	}
-	if err == nil {
-		return nil
-	}
-	n.mu.Lock()
-	delete(sm.Targets, pr.target)
-	n.markIdleLocked(sm)
-	if serr := n.saveLocked(); serr != nil {
-		n.log.Error("save state", "error", serr.Error())
-	}
-	n.mu.Unlock()
-	if created {
-		os.Remove(pr.target)
-	}
-	switch {
-	case errors.Is(err, unix.ELOOP), errors.Is(err, unix.EXDEV):
-		return status.Errorf(codes.InvalidArgument, "model path %q in volume %q is refused: it goes through a symlink or another mount", pr.model.Path, pr.model.Volume)
-	case errors.Is(err, unix.ENOENT):
-		return status.Errorf(codes.NotFound, "model path %q does not exist in the mount of volume %q", pr.model.Path, pr.model.Volume)
-	case errors.Is(err, unix.ENOTDIR):
-		return status.Errorf(codes.InvalidArgument, "model path %q in volume %q is not a directory", pr.model.Path, pr.model.Volume)
-	}
-	return status.Errorf(codes.Internal, "bind %s:%s at %s: %v", pr.model.Volume, pr.model.Path, pr.target, err)
-}
-
-// prepareTarget makes sure target is a directory with nothing mounted of
-// someone else's; created tells whether it made the directory.
-func prepareTarget(m Mounter, target string) (created bool, err error) {
-	fi, err := os.Lstat(target)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		if err := os.Mkdir(target, 0o750); err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return false, status.Errorf(codes.FailedPrecondition, "the parent of target %q does not exist", target)
-			}
-			return false, status.Errorf(codes.Internal, "create target: %v", err)
-		}
-		return true, nil
-	case isCorrupted(err):
-		return false, nil // a dead bind: Unmount clears it
-	case err != nil:
-		return false, status.Errorf(codes.Internal, "target: %v", err)
-	case !fi.IsDir():
-		return false, status.Errorf(codes.FailedPrecondition, "target %q exists and is not a directory", target)
-	}
-	if mi, ok, _ := m.MountedAt(target); ok && !strings.HasPrefix(mi.FsType, "fuse.juicefs") {
-		return false, status.Errorf(codes.FailedPrecondition, "target %q is already a %s mount point that this plugin did not make", target, mi.FsType)
-	}
-	return false, nil
-}
-
-func isCorrupted(err error) bool {
-	return errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) || errors.Is(err, syscall.EIO) || errors.Is(err, syscall.ESTALE)
-}
-
-// NodeUnpublishVolume implements csi.NodeServer: it removes the target's
-// bind mount and the target directory. When the shared mount has no
-// target left it is unmounted UnmountDelay later. A target that is not
-// published is success (idempotence); a target that holds another volume
-// is NotFound for this one.
-func (n *Node) NodeUnpublishVolume(ctx context.Context, req *csi.NodeUnpublishVolumeRequest) (*csi.NodeUnpublishVolumeResponse, error) {
-	id := req.GetVolumeId()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
-	}
-	target, err := validateTarget(req.GetTargetPath(), "target path")
-	if err != nil {
-		return nil, err
-	}
-	release, err := n.busy.acquire(id, "volume")
-	if err != nil {
-		return nil, err
-	}
-	defer release()
-	n.mu.Lock()
-	sm, t := n.state.findTarget(target)
-	n.mu.Unlock()
-	if t == nil {
-		return &csi.NodeUnpublishVolumeResponse{}, n.unpublishUnknown(target)
-	}
-	if t.VolumeID != id {
-		return nil, status.Errorf(codes.NotFound, "volume %q is not published at %q (it holds volume %q)", id, target, t.VolumeID)
-	}
-	unlock := n.lockVolume(sm.Volume)
-	defer unlock()
-	n.mu.Lock()
-	_, still := sm.Targets[target]
-	n.mu.Unlock()
-	if !still { // forgotten meanwhile (its directory went away)
-		return &csi.NodeUnpublishVolumeResponse{}, n.unpublishUnknown(target)
-	}
-	if err := n.mounter.Unmount(target); err != nil {
-		return nil, status.Errorf(codes.Internal, "unmount %s: %v", target, err)
-	}
-	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, status.Errorf(codes.Internal, "remove target: %v", err)
-	}
-	n.mu.Lock()
-	delete(sm.Targets, target)
-	n.markIdleLocked(sm)
-	err = n.saveLocked()
-	left := len(sm.Targets)
-	n.mu.Unlock()
-	if err != nil {
-		return nil, status.Errorf(codes.Internal, "%v", err)
-	}
-	n.log.Info("unpublished", "id", id, "volume", sm.Volume, "path", t.Path, "target", target, "targets_left", left)
-	return &csi.NodeUnpublishVolumeResponse{}, nil
-}
-
-// unpublishUnknown handles a target the state does not name: already
-// unpublished, or published before the state was lost.
-func (n *Node) unpublishUnknown(target string) error {
-	if mi, ok, _ := n.mounter.MountedAt(target); ok {
-		if !strings.HasPrefix(mi.FsType, "fuse.juicefs") {
-			return status.Errorf(codes.FailedPrecondition, "target %q is a %s mount point that this plugin did not make", target, mi.FsType)
-		}
-		if err := n.mounter.Unmount(target); err != nil {
-			return status.Errorf(codes.Internal, "unmount %s: %v", target, err)
-		}
-	}
-	if err := os.Remove(target); err != nil && !errors.Is(err, os.ErrNotExist) {
-		if errors.Is(err, syscall.ENOTEMPTY) || errors.Is(err, syscall.EEXIST) {
-			n.log.Warn("unpublish: target is not empty and not ours; leaving it", "target", target)
-			return nil
-		}
-		return status.Errorf(codes.Internal, "remove target: %v", err)
-	}
-	return nil
-}
-
 // markIdleLocked starts the unmount delay when sm has no target left; n.mu
 // is held.
 func (n *Node) markIdleLocked(sm *stagingState) {
@@ -789,7 +333,7 @@ func (n *Node) unmountIfIdle(volume string) {
 // removeStaging unmounts a shared mount, removes its files and forgets
 // it. The volume lock is held.
 func (n *Node) removeStaging(sm *stagingState) error {
-	if err := n.mounter.StopFUSE(sm.Dir, sm.PID); err != nil {
+	if err := n.mounter.StopFUSE(sm.Dir, sm.proc()); err != nil {
 		return err
 	}
 	// Never RemoveAll: only the files the plugin made, and directories
@@ -806,130 +350,21 @@ func (n *Node) removeStaging(sm *stagingState) error {
 	return n.saveLocked()
 }
 
-// recoverAll checks every shared mount of the state (see recoverStaging).
-func (n *Node) recoverAll(ctx context.Context) {
-	n.mu.Lock()
-	var volumes []string
-	for v := range n.state.Mounts {
-		volumes = append(volumes, v)
-	}
-	n.mu.Unlock()
-	sort.Strings(volumes)
-	for _, v := range volumes {
-		if ctx.Err() != nil {
-			return
-		}
-		n.recoverStaging(ctx, v)
-	}
-}
-
-// recoverStaging checks one shared mount: targets whose directory is gone
-// are forgotten; a mount nobody uses is removed (after what is left of
-// its unmount delay); a healthy one is adopted and its missing or dead
-// binds are re-bound; a broken one (its server gone: "transport endpoint
-// is not connected", or not a FUSE mount any more, or not mounted) is
-// remounted at the same place and every target re-bound.
-func (n *Node) recoverStaging(ctx context.Context, volume string) {
-	unlock := n.lockVolume(volume)
-	defer unlock()
-	n.mu.Lock()
-	sm := n.state.Mounts[volume]
-	n.mu.Unlock()
-	if sm == nil {
-		return
-	}
-	n.mu.Lock()
-	for target := range sm.Targets {
-		if _, err := os.Lstat(target); errors.Is(err, os.ErrNotExist) {
-			n.log.Info("target is gone; forgetting it", "volume", volume, "target", target)
-			delete(sm.Targets, target)
-		}
-	}
-	used := len(sm.Targets) > 0
-	n.mu.Unlock()
-	h := n.mounter.Health(sm.Dir)
-	if !used {
-		if h == MountHealthy || h == MountUnresponsive {
-			n.mu.Lock()
-			n.markIdleLocked(sm)
-			if err := n.saveLocked(); err != nil {
-				n.log.Error("save state", "error", err.Error())
-			}
-			n.mu.Unlock()
-			return
-		}
-		n.log.Info("unused shared mount is "+h.String()+"; removing it", "volume", volume, "dir", sm.Dir)
-		if err := n.removeStaging(sm); err != nil {
-			n.log.Error("remove unused shared mount", "volume", volume, "error", err.Error())
-		}
-		return
-	}
-	switch h {
-	case MountHealthy:
-		if !n.mounter.ProcessAlive(sm.PID, sm.Dir) {
-			// The FUSE connection still answers, so some process
-			// serves it (a JuiceFS server outlives its supervisor):
-			// remounting would cut every pod off. Keep it.
-			n.log.Warn("shared mount answers but its recorded mount process is gone; keeping it", "volume", volume, "pid", sm.PID)
-		}
-		n.rebind(sm, false)
-	case MountUnresponsive:
-		n.log.Warn("shared mount does not answer; leaving it", "volume", volume, "dir", sm.Dir)
-	default:
-		n.log.Warn("shared mount is "+h.String()+"; remounting", "volume", volume, "dir", sm.Dir, "targets", len(sm.Targets))
-		if err := n.remount(ctx, sm, ""); err != nil {
-			n.log.Error("repair shared mount", "volume", volume, "error", err.Error())
-		}
-	}
-}
-
-// cleanLeftovers removes volume directories under StateDir that the
-// state does not name (a crash between a mount and the state's save).
-func (n *Node) cleanLeftovers() {
-	dir := filepath.Join(n.o.StateDir, "volumes")
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range ents {
-		n.mu.Lock()
-		_, known := n.state.Mounts[e.Name()]
-		n.mu.Unlock()
-		if known || !e.IsDir() {
-			continue
-		}
-		unlock := n.lockVolume(e.Name())
-		n.mu.Lock()
-		_, known = n.state.Mounts[e.Name()]
-		n.mu.Unlock()
-		if !known {
-			vd := filepath.Join(dir, e.Name())
-			n.log.Info("removing a leftover volume directory", "dir", vd)
-			if err := n.mounter.StopFUSE(filepath.Join(vd, "mnt"), 0); err != nil {
-				n.log.Error("unmount leftover", "dir", vd, "error", err.Error())
-			} else {
-				for _, f := range []string{"meta-url", "mount.log", "mnt", ""} {
-					os.Remove(filepath.Join(vd, f))
-				}
-			}
-		}
-		unlock()
-	}
-}
-
 // NodeGetVolumeStats implements csi.NodeServer: the statfs of the target,
 // which for a JuiceFS mount is the volume's usage and inodes.
 func (n *Node) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeStatsRequest) (*csi.NodeGetVolumeStatsResponse, error) {
 	id := req.GetVolumeId()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	if err := checkID(id, "volume ID"); err != nil {
+		return nil, err
 	}
-	p := req.GetVolumePath()
-	if p == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume path is required")
+	// Relative paths are within bounds NotFound, as the sanity suite
+	// expects: nothing is published there.
+	p, err := checkPathBounds(req.GetVolumePath(), "volume path")
+	if err != nil {
+		return nil, err
 	}
 	n.mu.Lock()
-	_, t := n.state.findTarget(filepath.Clean(p))
+	_, t := n.state.findTarget(p)
 	n.mu.Unlock()
 	if t == nil || t.VolumeID != id {
 		return nil, status.Errorf(codes.NotFound, "volume %q is not published at %q", id, p)
@@ -965,26 +400,29 @@ func statfsTimeout(p string, st *unix.Statfs_t, d time.Duration) error {
 // then go to other owners or the origin).
 func (n *Node) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHealthRequest) (*csi.NodeGetVolumeHealthResponse, error) {
 	id := req.GetVolumeId()
-	if id == "" {
-		return nil, status.Error(codes.InvalidArgument, "volume ID is required")
+	if err := checkID(id, "volume ID"); err != nil {
+		return nil, err
 	}
 	if req.GetStagingTargetPath() != "" {
 		return nil, status.Error(codes.InvalidArgument, "staging target path given, but this plugin does not stage volumes")
 	}
 	want := ""
 	if p := req.GetVolumePublishPath(); p != "" {
-		want = filepath.Clean(p)
+		var err error
+		if want, err = checkPath(p, "volume publish path"); err != nil {
+			return nil, err
+		}
 	}
 	type item struct {
 		target, dir string
-		pid         int
+		proc        Proc
 	}
 	var items []item
 	n.mu.Lock()
 	for _, sm := range n.state.Mounts {
 		for target, t := range sm.Targets {
 			if t.VolumeID == id && (want == "" || want == target) {
-				items = append(items, item{target, sm.Dir, sm.PID})
+				items = append(items, item{target, sm.Dir, sm.proc()})
 			}
 		}
 	}
@@ -1004,7 +442,7 @@ func (n *Node) NodeGetVolumeHealth(ctx context.Context, req *csi.NodeGetVolumeHe
 	for _, it := range items {
 		switch n.mounter.Health(it.dir) {
 		case MountHealthy:
-			if !n.mounter.ProcessAlive(it.pid, it.dir) {
+			if !n.mounter.ProcessAlive(it.proc, it.dir) {
 				add(csi.VolumeHealthErrorType_DEGRADED, "MountProcessGone", "the shared mount answers but its mount process is gone")
 			}
 		case MountUnresponsive:

@@ -515,13 +515,16 @@ func TestNodeSharedMountNeedsSameEngine(t *testing.T) {
 // and metadata engines are mounted.
 func TestNodeTrustedEngines(t *testing.T) {
 	fm, fc := newFakeMounter(), &fakeChecker{}
-	tn := newTestNode(t, fm, fc, "", time.Minute)
-	tn.o.TrustedEngines = map[string]string{"models": "redis://:other-password@127.0.0.1:6379/1"}
+	tn := newTestNodeWith(t, fm, fc, "", time.Minute, func(o *NodeOptions) {
+		o.TrustedEngines = map[string]string{"models": "redis://:other-password@127.0.0.1:6379/1"}
+		o.AllowRequestMetaURL = false
+	})
 	tn.publish(t, "vol-a", "models", "/models/llama", "pod1") // same engine, other password
 	for name, mod := range map[string]func(*csi.NodePublishVolumeRequest){
 		"other volume": func(r *csi.NodePublishVolumeRequest) { r.VolumeContext[KeyVolume] = "datasets" },
 		"other engine": func(r *csi.NodePublishVolumeRequest) { r.Secrets[KeyMetaURL] = "redis://attacker.example:6379/1" },
 		"other db":     func(r *csi.NodePublishVolumeRequest) { r.Secrets[KeyMetaURL] = "redis://:x@127.0.0.1:6379/2" },
+		"other user":   func(r *csi.NodePublishVolumeRequest) { r.Secrets[KeyMetaURL] = "redis://admin:x@127.0.0.1:6379/1" },
 	} {
 		req := tn.publishReq("vol-b", "models", "/models/llama", "pod2")
 		mod(req)

@@ -58,6 +58,9 @@ func (o ControllerOptions) Validate() error {
 	return nil
 }
 
+// DefaultKubeletDir is the kubelet's usual root directory.
+const DefaultKubeletDir = "/var/lib/kubelet"
+
 // NodeOptions configures the node service (with its identity service).
 type NodeOptions struct {
 	// DriverName is the CSI driver name; "" means DriverName.
@@ -104,13 +107,27 @@ type NodeOptions struct {
 	// 0 disables the periodic check.
 	RepairInterval time.Duration
 	// TrustedEngines, when not nil, lists the only JuiceFS volumes this
-	// node mounts and their metadata engines: volume name → metadata URL
-	// (passwords are ignored in the comparison). A publish naming another
-	// volume or engine is PermissionDenied. Without it, whoever can write
-	// a node-publish secret (any pod author, with inline volumes) chooses
-	// the metadata engine the node mounts, and a copied format with the
+	// node mounts and their metadata engines: volume name → metadata URL.
+	// A configured volume is always mounted with this URL; a publish only
+	// names the volume, and a metadata URL in its secret, if any, must
+	// name the same engine by ParseMetaIdentity (passwords aside), or the
+	// publish is PermissionDenied, as is a publish of another volume.
+	// Without it (and without AllowRequestMetaURL) the node mounts
+	// nothing: whoever writes a node-publish secret (any pod author, with
+	// inline volumes) would choose the engine, and a copied format with the
 	// volume's UUID would let its metadata name any block the ring holds.
 	TrustedEngines map[string]string
+	// AllowRequestMetaURL lets a node without TrustedEngines mount the
+	// metadata engine a publish request's secret names (off by default:
+	// then such a node refuses every publish). Whoever writes a
+	// node-publish secret, any pod author with inline volumes, then
+	// chooses the engine; the URL must still pass ParseMetaIdentity and
+	// match the engine of a shared mount already up.
+	AllowRequestMetaURL bool
+	// KubeletDir is the kubelet's root directory; "" means
+	// DefaultKubeletDir. Publish and unpublish targets must be under its
+	// pods directory.
+	KubeletDir string
 	// Checker checks that a model exists; nil means JuiceChecker{}.
 	Checker Checker
 	// Mounter does the mount work; nil means a SystemMounter.
@@ -142,6 +159,8 @@ func (o NodeOptions) Validate() error {
 			return errors.New("CacheNode (the local cache node's peer address) is required")
 		case o.TokenFile == "":
 			return errors.New("TokenFile is required")
+		case o.KubeletDir != "" && !filepath.IsAbs(o.KubeletDir):
+			return errors.New("KubeletDir must be an absolute path")
 		case o.UnmountDelay < 0, o.MountTimeout < 0, o.CheckTimeout < 0, o.RepairInterval < 0:
 			return errors.New("durations must not be negative")
 		}

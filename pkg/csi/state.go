@@ -35,8 +35,12 @@ type stagingState struct {
 	Dir         string `json:"dir"`
 	MetaURLFile string `json:"metaURLFile"`
 	LogFile     string `json:"logFile"`
-	// PID is the mount process (the JuiceFS supervisor); 0 if unknown.
-	PID int `json:"pid"`
+	// PID is the mount process (the JuiceFS supervisor, or the launcher
+	// that runs it); 0 if unknown. PIDStart is its start time (field 22 of
+	// /proc/PID/stat, in clock ticks since boot), so that a reused PID is
+	// not taken for it; 0 if unknown (a state of an older plugin).
+	PID      int    `json:"pid"`
+	PIDStart uint64 `json:"pidStart,omitempty"`
 	// Targets are the bind mounts of models into targets, by target path.
 	Targets map[string]*targetState `json:"targets"`
 	// IdleSince is when the last target went away; nil while in use.
@@ -48,7 +52,16 @@ type targetState struct {
 	VolumeID string `json:"volumeID"`
 	Path     string `json:"path"`
 	NoExec   bool   `json:"noexec,omitempty"`
+	// Created tells that the plugin made the target directory, so that
+	// its unpublish removes it (and nothing else).
+	Created bool `json:"created,omitempty"`
 }
+
+// proc is the recorded mount process.
+func (s *stagingState) proc() Proc { return Proc{PID: s.PID, Start: s.PIDStart} }
+
+// setProc records the mount process.
+func (s *stagingState) setProc(p Proc) { s.PID, s.PIDStart = p.PID, p.Start }
 
 // loadState reads the state file; a missing file is an empty state.
 func loadState(path string) (*nodeState, error) {

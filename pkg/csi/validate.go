@@ -167,7 +167,13 @@ func validateCapabilities(caps []*csi.VolumeCapability) error {
 	if len(caps) == 0 {
 		return status.Error(codes.InvalidArgument, "volume capabilities are required")
 	}
+	if len(caps) > maxMountFlags {
+		return status.Errorf(codes.InvalidArgument, "%d volume capabilities; at most %d are allowed", len(caps), maxMountFlags)
+	}
 	for _, vc := range caps {
+		if err := checkMountFlags(vc.GetMount().GetMountFlags()); err != nil {
+			return err
+		}
 		if msg := capabilityError(vc); msg != "" {
 			return status.Error(codes.InvalidArgument, msg)
 		}
