@@ -298,7 +298,7 @@ func (r *resolver) metaErr(op string, st syscall.Errno) error {
 }
 
 func (r *resolver) resolvePath(orig string, parts []string) error {
-	w, err := r.follow(orig, parts)
+	w, err := r.follow(orig, parts, nil)
 	if err != nil {
 		return err
 	}
@@ -307,7 +307,7 @@ func (r *resolver) resolvePath(orig string, parts []string) error {
 	switch w.attr.Typ {
 	case meta.TypeDirectory:
 		r.tree = w.path
-		n, err = r.walkDir(w.path, w.ino)
+		n, err = r.walkDir(w.path, w.ino, w.stack)
 	case meta.TypeFile:
 		n, err = r.addFile(w.path, w.ino, &w.attr)
 	}
@@ -320,8 +320,9 @@ func (r *resolver) resolvePath(orig string, parts []string) error {
 }
 
 // walkDir adds the files below the directory ino, at dir, and returns how
-// many there are (those added before included).
-func (r *resolver) walkDir(dir string, ino meta.Ino) (int, error) {
+// many there are (those added before included). anc are the components
+// from the root to dir, dir's included, for resolving symlinks found.
+func (r *resolver) walkDir(dir string, ino meta.Ino, anc []step) (int, error) {
 	if n, ok := r.dirs[ino]; ok {
 		return n, nil
 	}
@@ -349,7 +350,8 @@ func (r *resolver) walkDir(dir string, ino meta.Ino) (int, error) {
 		p := path.Join(dir, name)
 		switch e.Attr.Typ {
 		case meta.TypeDirectory:
-			n, err := r.walkDir(p, e.Inode)
+			// Clipped: each child appends to a copy of its own.
+			n, err := r.walkDir(p, e.Inode, append(slices.Clip(anc), step{name: name, ino: e.Inode, attr: *e.Attr}))
 			if err != nil {
 				return 0, err
 			}
@@ -357,7 +359,7 @@ func (r *resolver) walkDir(dir string, ino meta.Ino) (int, error) {
 		case meta.TypeSymlink:
 			// Followed only into the tree, whose files are counted
 			// where they are: nothing to count here.
-			if err := r.followInTree(p); err != nil {
+			if err := r.followInTree(p, anc, name); err != nil {
 				return 0, err
 			}
 		case meta.TypeFile:

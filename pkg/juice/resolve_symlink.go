@@ -3,6 +3,7 @@ package juice
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -11,6 +12,7 @@ import (
 
 // walked is where resolver.follow got to.
 type walked struct {
+	stack  []step    // the components of path, walked
 	path   string    // real path: absolute, clean, no symlink components
 	ino    meta.Ino  // what it names
 	attr   meta.Attr // its attributes (only Typ for the root)
@@ -32,9 +34,11 @@ type step struct {
 // it leads to and what that is. orig is the path for errors, which name
 // the symlink that led astray and its target. The returned walked is never
 // nil: on an error, its target is the first symlink's.
-func (r *resolver) follow(orig string, parts []string) (*walked, error) {
+//
+// stack, if not empty, holds the first components of parts already walked
+// (directories); follow owns it.
+func (r *resolver) follow(orig string, parts []string, stack []step) (*walked, error) {
 	w := &walked{}
-	var stack []step
 	var link, target string // the last symlink followed
 	here := func(n int) string {
 		var b strings.Builder
@@ -53,7 +57,7 @@ func (r *resolver) follow(orig string, parts []string) (*walked, error) {
 		}
 		return fmt.Sprintf("%sreached through symlink %q -> %q%s", open, link, target, close)
 	}
-	for i := 0; i < len(parts); {
+	for i := len(stack); i < len(parts); {
 		ino, typ := meta.Ino(meta.RootInode), uint8(meta.TypeDirectory)
 		if n := len(stack); n > 0 {
 			ino, typ = stack[n-1].ino, stack[n-1].attr.Typ
@@ -120,7 +124,7 @@ func (r *resolver) follow(orig string, parts []string) (*walked, error) {
 		}
 		stack, i = stack[:k], k
 	}
-	w.path = here(len(stack))
+	w.path, w.stack = here(len(stack)), stack
 	if n := len(stack); n > 0 {
 		w.ino, w.attr = stack[n-1].ino, stack[n-1].attr
 	} else {
@@ -129,17 +133,18 @@ func (r *resolver) follow(orig string, parts []string) (*walked, error) {
 	return w, nil
 }
 
-// followInTree resolves the symlink at p, found walking r.tree, and adds
+// followInTree resolves the symlink name in the directory whose
+// components from the root are anc, at p, found walking r.tree, and adds
 // what it leads to if that is inside the tree; otherwise it records it as
 // skipped. Errors about the volume's contents (dangling, loops, targets
 // leaving the volume) skip the link; others (the metadata engine failing,
 // ctx ending) are returned.
-func (r *resolver) followInTree(p string) error {
-	parts, err := splitVolumePath(p)
-	if err != nil {
-		return err // p comes from the walk: cannot happen
+func (r *resolver) followInTree(p string, anc []step, name string) error {
+	parts := make([]string, len(anc), len(anc)+1)
+	for i, s := range anc {
+		parts[i] = s.name
 	}
-	w, err := r.follow(p, parts)
+	w, err := r.follow(p, append(parts, name), slices.Clone(anc))
 	switch {
 	case err == nil && !within(r.tree, w.path):
 		r.skip(p, w.target, fmt.Sprintf("leads to %q, outside the tree %q", w.path, r.tree))
@@ -149,7 +154,7 @@ func (r *resolver) followInTree(p string) error {
 		// order of the walk.
 		switch w.attr.Typ {
 		case meta.TypeDirectory:
-			_, err = r.walkDir(w.path, w.ino)
+			_, err = r.walkDir(w.path, w.ino, w.stack)
 		case meta.TypeFile:
 			_, err = r.addFile(w.path, w.ino, &w.attr)
 		}
