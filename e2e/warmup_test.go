@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -350,6 +351,140 @@ func TestWarmup(t *testing.T) {
 				t.Fatalf("background warm-up did not finish in 60s; log:\n%s", b)
 			}
 			time.Sleep(100 * time.Millisecond)
+		}
+	})
+}
+
+// TestWarmupSymlinks: "cachenode warmup /models/m/latest" with latest ->
+// v2 warms exactly v2's blocks (the plan of v2, and warming v2 afterwards
+// finds them all cached), says where the path led, and a read of the model
+// through a mount, by the symlink, then costs no origin GET. Paths that
+// match no file (an empty directory) and bad symlinks (dangling, leaving the
+// volume) fail with exit status 2 and a message naming them, in every mode,
+// fetching nothing.
+func TestWarmupSymlinks(t *testing.T) {
+	e := newEnv(t, juicetest.FormatOptions{})
+	v1 := sampleModel(t, "/models/m/v1", 6<<20)
+	v2 := sampleModel(t, "/models/m/v2", 9<<20)
+	e.write(t, v1)
+	e.write(t, v2)
+	w, err := juicetest.OpenWriter(context.Background(), e.metaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		w.Symlink("v2", "/models/m/latest"),
+		w.Symlink("../v1/config.json", "/models/m/v2/shared-config.json"), // leaves v2's tree: skipped
+		w.Symlink("v3", "/models/m/broken"),
+		w.Symlink("../../../etc", "/models/m/escape"),
+		w.MkdirAll("/models/m/empty"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Close()
+	plan := e.resolve(t, "/models/m/v2")
+	old := e.resolve(t, "/models/m/v1")
+	if len(plan.Files) != len(v2) || plan.SkippedLinks != 1 {
+		t.Fatalf("plan of v2: %d files, %d links skipped; want %d files, 1 skipped", len(plan.Files), plan.SkippedLinks, len(v2))
+	}
+	nodes, _ := startCluster(t, e)
+	addr := nodes[0].peerAddr
+	e.proxy.Reset()
+
+	t.Run("the plan of the symlink is the plan of its target", func(t *testing.T) {
+		for _, p := range []string{"/models/m/v2", "/models/m/latest"} {
+			var dr struct {
+				DryRun   prefetch.DryRunResult `json:"dry_run"`
+				Resolved []juice.PathResolution
+			}
+			e.warmupJSON(t, addr, &dr, "--dry-run", p)
+			if d := dr.DryRun; d.Blocks != len(plan.Blocks) || d.Bytes != plan.Bytes || d.Files != len(plan.Files) || d.MissingBlocks != len(plan.Blocks) {
+				t.Errorf("dry run of %s: %d files, %d blocks, %d bytes (%d missing); v2 has %d files, %d blocks, %d bytes",
+					p, d.Files, d.Blocks, d.Bytes, d.MissingBlocks, len(plan.Files), len(plan.Blocks), plan.Bytes)
+			}
+			if len(dr.Resolved) != 1 || dr.Resolved[0].Resolved != "/models/m/v2" {
+				t.Errorf("dry run of %s: resolved %+v", p, dr.Resolved)
+			}
+		}
+	})
+
+	t.Run("warming latest warms v2", func(t *testing.T) {
+		out, stderr, code := e.runWarmup(t, addr, "/models/m/latest")
+		if code != 0 {
+			t.Fatalf("warmup /models/m/latest: exit %d\n%s\n%s", code, out, stderr)
+		}
+		t.Logf("cachenode warmup /models/m/latest:\nstdout:\n%s\nstderr:\n%s", out, stderr)
+		for _, want := range []string{"/models/m/latest -> /models/m/v2\n", "warning: 1 symlink skipped",
+			`/models/m/v2/shared-config.json -> ../v1/config.json: leads to "/models/m/v1/config.json", outside the tree "/models/m/v2"`} {
+			if !strings.Contains(stderr, want) {
+				t.Errorf("stderr lacks %q", want)
+			}
+		}
+		wantLine := fmt.Sprintf("%d of %d blocks", len(plan.Blocks), len(plan.Blocks))
+		if !strings.Contains(out, wantLine) || !strings.Contains(out, fmt.Sprintf("%d of %d files", len(plan.Files), len(plan.Files))) {
+			t.Errorf("stdout lacks %q:\n%s", wantLine, out)
+		}
+		for _, b := range plan.Blocks {
+			if n := e.originGets(b.Key); n != 1 {
+				t.Errorf("v2 block %s: %d origin GETs, want 1", b.Key, n)
+			}
+		}
+		for _, b := range old.Blocks {
+			if n := e.originGets(b.Key); n != 0 {
+				t.Errorf("v1 block %s: %d origin GETs, want 0 (not warmed)", b.Key, n)
+			}
+		}
+		if n := e.proxy.GetsWithPrefix(e.format.Name + "/chunks/"); n != len(plan.Blocks) {
+			t.Errorf("%d origin GETs of data blocks, want %d (v2's blocks)", n, len(plan.Blocks))
+		}
+		// Warming v2 itself now finds every block cached.
+		var direct struct{ Result prefetch.Result }
+		e.warmupJSON(t, addr, &direct, "/models/m/v2")
+		if r := direct.Result; r.Blocks != len(plan.Blocks) || r.BlocksCached != len(plan.Blocks) || r.BlocksFetched != 0 {
+			t.Errorf("warmup /models/m/v2 after latest: %+v", r)
+		}
+		var ck struct{ Check prefetch.CheckResult }
+		e.warmupJSON(t, addr, &ck, "--check", "/models/m/latest")
+		if c := ck.Check; c.Percent != 100 || c.Blocks != len(plan.Blocks) || c.CachedBlocks != len(plan.Blocks) {
+			t.Errorf("check of latest: %.1f%% of %d blocks, %d cached", c.Percent, c.Blocks, c.CachedBlocks)
+		}
+	})
+
+	t.Run("reading the model through the symlink costs no origin GET", func(t *testing.T) {
+		m := e.mount(t, mountOpts{node: nodes[1]})
+		e.proxy.Reset()
+		for p, data := range v2 {
+			rel := strings.TrimPrefix(p, "/models/m/v2/")
+			b, err := os.ReadFile(filepath.Join(m.dir, "models/m/latest", rel))
+			if err != nil || sha(b) != sha(data) {
+				t.Errorf("read latest/%s: %v, sha256 %s, want %s", rel, err, sha(b), sha(data))
+			}
+		}
+		if n := e.proxy.GetsWithPrefix(e.format.Name + "/chunks/"); n != 0 {
+			t.Errorf("reading the warm model by its symlink caused %d origin GETs of data blocks, want 0", n)
+		}
+	})
+
+	t.Run("paths matching no file and bad symlinks fail", func(t *testing.T) {
+		e.proxy.Reset()
+		for _, tc := range []struct{ path, msg string }{
+			{"/models/m/empty", `/models/m/empty matches no file`},
+			{"/models/m/broken", `"/models/m/v3" does not exist (reached through symlink "/models/m/broken" -> "v3")`},
+			{"/models/m/escape", `symlink "/models/m/escape" -> "../../../etc": symlink target is outside the volume`},
+		} {
+			for _, mode := range [][]string{nil, {"--check"}, {"--dry-run"}, {"--background"}, {"--json"}} {
+				out, stderr, code := e.runWarmup(t, addr, append(mode, tc.path)...)
+				if code != 2 || !strings.Contains(stderr, tc.msg) || strings.Contains(out, "Warmed") || strings.Contains(out, "detached") {
+					t.Errorf("warmup %q %s: exit %d, want 2 and %q\nstdout:\n%s\nstderr:\n%s", mode, tc.path, code, tc.msg, out, stderr)
+				}
+			}
+		}
+		_, stderr, _ := e.runWarmup(t, addr, "/models/m/empty")
+		t.Logf("warmup /models/m/empty: %s", stderr)
+		if n := e.proxy.GetsWithPrefix(e.format.Name + "/chunks/"); n != 0 {
+			t.Errorf("failed warm-ups caused %d origin GETs", n)
 		}
 	})
 }

@@ -36,7 +36,12 @@ with backoff; if an owner dies, its blocks go to their new owners.
 
 PATHs are absolute within the volume ("/" is its root), e.g. /models/llama.
 --file-list FILE holds one path per line; empty lines and lines starting
-with '#' are skipped.
+with '#' are skipped. Symlinks in a PATH are followed within the volume
+(/models/m/latest -> v2 warms /models/m/v2, and says so); a symlink that
+dangles, loops or leads out of the volume is an error. Symlinks found in a
+directory are followed only into that directory's tree; others are skipped
+with a warning. A PATH that matches no file (an empty directory) is an
+error. See docs/warmup.md.
 
 The volume's metadata URL may hold a password, so it never comes from
 argv and is never printed. It is read from, in this order:
@@ -56,7 +61,8 @@ Modes:
 
 Exit status: 0 done (every block warmed; or a check or dry run made),
 1 some blocks failed or the warm-up could not run, 2 bad flags, an unknown
-volume, or a path that is missing or malformed.
+volume, or a path that is missing, malformed, through a bad symlink or
+matching no file (in every mode).
 
 Flags:
 `
@@ -140,6 +146,7 @@ func runWarmup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 
+	printResolution(stderr, plan)
 	if f.background {
 		return detach(fs, &f, plan, stdout)
 	}
@@ -159,7 +166,7 @@ func runWarmup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		if f.asJSON {
-			return writeJSON(stdout, map[string]any{"mode": "check", "check": c})
+			return writeJSON(stdout, map[string]any{"mode": "check", "check": c, "resolved": plan.Resolved, "skipped_links": plan.SkippedLinks})
 		}
 		printCheck(stdout, c)
 		return nil
@@ -169,7 +176,7 @@ func runWarmup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		if f.asJSON {
-			return writeJSON(stdout, map[string]any{"mode": "dry-run", "dry_run": d})
+			return writeJSON(stdout, map[string]any{"mode": "dry-run", "dry_run": d, "resolved": plan.Resolved, "skipped_links": plan.SkippedLinks})
 		}
 		printDryRun(stdout, d)
 		return nil
@@ -182,7 +189,8 @@ func runWarmup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	disp.finish()
 	if res != nil {
 		if f.asJSON {
-			if err := writeJSON(stdout, map[string]any{"mode": "warmup", "volume": plan.Volume, "volume_uuid": plan.VolumeUUID, "paths": plan.Paths, "result": res}); err != nil {
+			if err := writeJSON(stdout, map[string]any{"mode": "warmup", "volume": plan.Volume, "volume_uuid": plan.VolumeUUID, "paths": plan.Paths,
+				"resolved": plan.Resolved, "skipped_links": plan.SkippedLinks, "result": res}); err != nil {
 				return err
 			}
 		} else {
@@ -355,6 +363,33 @@ func detach(fs *flag.FlagSet, f *warmupFlags, plan *prefetch.Plan, stdout io.Wri
 	fmt.Fprintf(stdout, "warm-up of %s (%d files, %d blocks, %s) detached: pid %d, log %s\n",
 		plan.Volume, len(plan.Files), len(plan.Blocks), bytesize.Format(plan.Bytes), pid, logPath)
 	return nil
+}
+
+// printResolution shows where paths led through symlinks, one
+// "/models/m/latest -> /models/m/v2" line each, and warns of the symlinks
+// skipped in the trees.
+func printResolution(w io.Writer, plan *prefetch.Plan) {
+	for _, l := range plan.Links() {
+		fmt.Fprintln(w, l)
+	}
+	if plan.SkippedLinks == 0 {
+		return
+	}
+	what := fmt.Sprintf("%d symlinks", plan.SkippedLinks)
+	if plan.SkippedLinks == 1 {
+		what = "1 symlink"
+	}
+	fmt.Fprintf(w, "warning: %s skipped (symlinks are followed only into the tree warmed; these lead out of it, dangle or loop):\n", what)
+	const maxShown = 10
+	for i, s := range plan.Skipped {
+		if i == maxShown {
+			break
+		}
+		fmt.Fprintf(w, "  %s -> %s: %s\n", s.Link, s.Target, s.Reason)
+	}
+	if n := plan.SkippedLinks - min(len(plan.Skipped), maxShown); n > 0 {
+		fmt.Fprintf(w, "  ... and %d more\n", n)
+	}
 }
 
 func writeJSON(w io.Writer, v any) error {

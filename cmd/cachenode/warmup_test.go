@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/prefetch"
 )
 
@@ -120,5 +122,34 @@ func TestProgressLine(t *testing.T) {
 	if len(lines) != 3 || !strings.HasPrefix(lines[1], "[") || len(lines[1]) > 79 || !strings.HasSuffix(lines[2], "\n") ||
 		!strings.Contains(lines[1], strings.Repeat("=", 10)) {
 		t.Errorf("display on a terminal: %q", out.String())
+	}
+}
+
+func TestPrintResolution(t *testing.T) {
+	plan := &prefetch.Plan{
+		Resolved: []juice.PathResolution{
+			{Path: "/models/m/latest", Resolved: "/models/m/v2", Symlinks: 1, Files: 3},
+			{Path: "/models/other", Resolved: "/models/other", Files: 1},
+		},
+		SkippedLinks: 12,
+	}
+	for i := range 12 {
+		plan.Skipped = append(plan.Skipped, juice.SkippedLink{Link: fmt.Sprintf("/models/m/v2/l%d", i), Target: "../v1/x", Reason: "leads out"})
+	}
+	var out bytes.Buffer
+	printResolution(&out, plan)
+	got := out.String()
+	for _, want := range []string{"/models/m/latest -> /models/m/v2\n", "warning: 12 symlinks skipped", "  /models/m/v2/l9 -> ../v1/x: leads out\n", "  ... and 2 more\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "/models/other") || strings.Contains(got, "/l10 ") {
+		t.Errorf("output shows too much:\n%s", got)
+	}
+	out.Reset()
+	printResolution(&out, &prefetch.Plan{Resolved: plan.Resolved[1:]})
+	if out.Len() != 0 {
+		t.Errorf("no symlinks: %q", out.String())
 	}
 }

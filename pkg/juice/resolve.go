@@ -113,7 +113,47 @@ type Resolution struct {
 	Files  []FileBlocks // regular files found, each path once, sorted by path
 	Blocks []Block      // all distinct blocks across Files, in first-seen order
 	Bytes  int64        // sum of the sizes of Blocks
+	// Paths say, for each path given, in order, where it led and how many
+	// files it matched.
+	Paths []PathResolution
+	// SkippedLinks counts the symlinks found in the directories walked
+	// that were not followed (see Resolve); Skipped holds the first
+	// MaxSkippedLinks of them.
+	SkippedLinks int
+	Skipped      []SkippedLink
 }
+
+// PathResolution is what one path given to Resolve led to.
+type PathResolution struct {
+	Path string `json:"path"` // as given
+	// Resolved is the path it names, absolute within the volume, clean
+	// and without symlinks: Path cleaned when no symlink was followed.
+	Resolved string `json:"resolved"`
+	// Symlinks is how many symlinks were followed to get there.
+	Symlinks int `json:"symlinks,omitempty"`
+	// Files is how many regular files the path matched, those other
+	// paths matched too included: 0 for an empty directory, a FIFO, or a
+	// tree whose symlinks were all skipped.
+	Files int `json:"files"`
+	// SkippedLinks counts the symlinks in its tree that were not
+	// followed.
+	SkippedLinks int `json:"skipped_links,omitempty"`
+}
+
+// Followed tells whether p went through a symlink.
+func (p PathResolution) Followed() bool { return p.Symlinks > 0 }
+
+// SkippedLink is a symlink found in a directory Resolve walked and did
+// not follow.
+type SkippedLink struct {
+	Link   string `json:"link"`   // its path in the volume
+	Target string `json:"target"` // its target, as stored
+	Reason string `json:"reason"` // why it was not followed
+}
+
+// MaxSkippedLinks is the most SkippedLinks a Resolution lists (it counts
+// them all).
+const MaxSkippedLinks = 100
 
 // Resolve walks paths in the volume whose metadata client is m and whose
 // format is format, and returns the data blocks that hold the visible data
@@ -125,12 +165,27 @@ type Resolution struct {
 // an error wrapping ErrInvalidPath. A path naming a regular file resolves
 // to that file, a directory to every regular file below it, recursively.
 // A path that does not exist is an error wrapping ErrPathNotFound that
-// names the path; so is one that goes through a file or a symlink.
+// names the path; so is one that goes through a file.
 //
-// Symlinks are never followed: a symlink, whether named by a path or found
-// in a directory, is counted nowhere (neither its target nor the link).
-// Other non-regular files (FIFOs, sockets, devices) are skipped too. The
-// trash directory is walked only when asked for by path ("/.trash").
+// Symlinks in a path given are followed, at any component, the last one
+// included, as open(2) would: "/models/m/latest" with latest -> v2 resolves
+// to "/models/m/v2" (see ResolveSymlinkTarget for how a target is read:
+// lexically, from the link's directory or, when absolute, from the
+// volume's root). A symlink that is dangling is an error wrapping
+// ErrPathNotFound, one whose target climbs above the volume's root one
+// wrapping ErrSymlinkOutside, more than MaxSymlinkHops symlinks for one path
+// (a loop) one wrapping ErrSymlinkLoop, and a target that names no path
+// one wrapping ErrSymlinkTarget; each names the path, the symlink and its
+// target. Resolution.Paths tells where each path led.
+//
+// Symlinks found in a directory being walked are resolved the same way and
+// followed only when they lead inside the tree being walked (the directory
+// the path given led to): their files are then part of the tree anyway
+// and are counted once, under their own path. The others (leading out of
+// the tree, dangling, looping) are skipped, counted in SkippedLinks and
+// listed in Skipped: a warm-up of a tree never reaches outside it. Other
+// non-regular files (FIFOs, sockets, devices) are skipped too. The trash
+// directory is walked only when asked for by path ("/.trash").
 //
 // Only blocks that still hold visible bytes are returned: a slice that was
 // partly overwritten contributes only the blocks under its visible pieces,
@@ -166,10 +221,10 @@ func Resolve(ctx context.Context, m meta.Meta, format *meta.Format, paths []stri
 		bs:         int64(format.BlockSize) << 10,
 		hashPrefix: format.HashPrefix,
 		files:      make(map[string]bool),
-		dirs:       make(map[meta.Ino]bool),
+		dirs:       make(map[meta.Ino]int),
 		inodes:     make(map[meta.Ino][]Block),
 		seen:       make(map[string]bool),
-		res:        &Resolution{Files: []FileBlocks{}, Blocks: []Block{}},
+		res:        &Resolution{Files: []FileBlocks{}, Blocks: []Block{}, Paths: make([]PathResolution, 0, len(paths)), Skipped: []SkippedLink{}},
 	}
 	for i, parts := range cleaned {
 		if err := r.resolvePath(paths[i], parts); err != nil {
@@ -212,11 +267,13 @@ type resolver struct {
 	bs         int64
 	hashPrefix bool
 
-	files  map[string]bool      // paths already in res.Files
-	dirs   map[meta.Ino]bool    // directories already walked
-	inodes map[meta.Ino][]Block // blocks of files already read (hard links)
-	seen   map[string]bool      // keys of the blocks in res.Blocks
-	res    *Resolution
+	files   map[string]bool      // paths already in res.Files
+	dirs    map[meta.Ino]int     // directories walked (or being walked): files found below
+	tree    string               // the tree being walked, as resolved
+	skipped int                  // symlinks skipped in it
+	inodes  map[meta.Ino][]Block // blocks of files already read (hard links)
+	seen    map[string]bool      // keys of the blocks in res.Blocks
+	res     *Resolution
 }
 
 // errVanished marks a file or directory removed while Resolve walked.
@@ -241,59 +298,50 @@ func (r *resolver) metaErr(op string, st syscall.Errno) error {
 }
 
 func (r *resolver) resolvePath(orig string, parts []string) error {
-	clean := "/" + strings.Join(parts, "/")
-	ino := meta.RootInode
-	var attr meta.Attr
-	attr.Typ = meta.TypeDirectory // the root always is one
-	for i, name := range parts {
-		if attr.Typ != meta.TypeDirectory {
-			what := "a file"
-			if attr.Typ == meta.TypeSymlink {
-				what = "a symlink, which resolve does not follow"
-			}
-			return fmt.Errorf("resolve %q: %w (%q is %s)", orig, ErrPathNotFound, "/"+strings.Join(parts[:i], "/"), what)
-		}
-		if err := r.check(); err != nil {
-			return err
-		}
-		var next meta.Ino
-		st := r.m.Lookup(r.mctx, ino, name, &next, &attr, false)
-		if st == syscall.ENOENT {
-			return fmt.Errorf("resolve %q: %w", orig, ErrPathNotFound)
-		}
-		if st != 0 {
-			return r.metaErr(fmt.Sprintf("lookup %q", "/"+strings.Join(parts[:i+1], "/")), st)
-		}
-		ino = next
+	w, err := r.follow(orig, parts, nil)
+	if err != nil {
+		return err
 	}
-	switch attr.Typ {
+	r.skipped = 0
+	var n int
+	switch w.attr.Typ {
 	case meta.TypeDirectory:
-		return r.walkDir(clean, ino)
+		r.tree = w.path
+		n, err = r.walkDir(w.path, w.ino, w.stack)
 	case meta.TypeFile:
-		return r.addFile(clean, ino, &attr)
+		n, err = r.addFile(w.path, w.ino, &w.attr)
 	}
-	return nil // symlinks and special files are counted nowhere
+	if err != nil {
+		return err
+	}
+	// Special files match nothing.
+	r.res.Paths = append(r.res.Paths, PathResolution{Path: orig, Resolved: w.path, Symlinks: w.hops, Files: n, SkippedLinks: r.skipped})
+	return nil
 }
 
-func (r *resolver) walkDir(dir string, ino meta.Ino) error {
-	if r.dirs[ino] {
-		return nil
+// walkDir adds the files below the directory ino, at dir, and returns how
+// many there are (those added before included). anc are the components
+// from the root to dir, dir's included, for resolving symlinks found.
+func (r *resolver) walkDir(dir string, ino meta.Ino, anc []step) (int, error) {
+	if n, ok := r.dirs[ino]; ok {
+		return n, nil
 	}
-	r.dirs[ino] = true
+	r.dirs[ino] = 0
 	if err := r.check(); err != nil {
-		return err
+		return 0, err
 	}
 	var entries []*meta.Entry
 	st := r.m.Readdir(r.mctx, ino, 1, &entries)
 	if st == syscall.ENOENT {
-		return nil // removed since it was looked up
+		return 0, nil // removed since it was looked up
 	}
 	if st != 0 {
-		return r.metaErr(fmt.Sprintf("readdir %q", dir), st)
+		return 0, r.metaErr(fmt.Sprintf("readdir %q", dir), st)
 	}
 	// Sorted, so that Blocks' first-seen order does not depend on the
 	// engine's.
 	slices.SortFunc(entries, func(a, b *meta.Entry) int { return strings.Compare(string(a.Name), string(b.Name)) })
+	found := 0
 	for _, e := range entries {
 		name := string(e.Name)
 		if name == "." || name == ".." || e.Attr == nil {
@@ -302,8 +350,17 @@ func (r *resolver) walkDir(dir string, ino meta.Ino) error {
 		p := path.Join(dir, name)
 		switch e.Attr.Typ {
 		case meta.TypeDirectory:
-			if err := r.walkDir(p, e.Inode); err != nil {
-				return err
+			// Clipped: each child appends to a copy of its own.
+			n, err := r.walkDir(p, e.Inode, append(slices.Clip(anc), step{name: name, ino: e.Inode, attr: *e.Attr}))
+			if err != nil {
+				return 0, err
+			}
+			found += n
+		case meta.TypeSymlink:
+			// Followed only into the tree, whose files are counted
+			// where they are: nothing to count here.
+			if err := r.followInTree(p, anc, name); err != nil {
+				return 0, err
 			}
 		case meta.TypeFile:
 			attr := e.Attr
@@ -311,29 +368,34 @@ func (r *resolver) walkDir(dir string, ino meta.Ino) error {
 				// The engine listed the entry but had no attributes for
 				// it: ask again, it may just have been removed.
 				if err := r.check(); err != nil {
-					return err
+					return 0, err
 				}
 				attr = new(meta.Attr)
 				if st := r.m.GetAttr(r.mctx, e.Inode, attr); st == syscall.ENOENT {
 					continue
 				} else if st != 0 {
-					return r.metaErr(fmt.Sprintf("getattr %q", p), st)
+					return 0, r.metaErr(fmt.Sprintf("getattr %q", p), st)
 				}
 				if attr.Typ != meta.TypeFile {
 					continue
 				}
 			}
-			if err := r.addFile(p, e.Inode, attr); err != nil {
-				return err
+			n, err := r.addFile(p, e.Inode, attr)
+			if err != nil {
+				return 0, err
 			}
+			found += n
 		}
 	}
-	return nil
+	r.dirs[ino] = found
+	return found, nil
 }
 
-func (r *resolver) addFile(p string, ino meta.Ino, attr *meta.Attr) error {
+// addFile adds the regular file ino at p, unless it is there already, and
+// returns how many files it is: 1, or 0 if it vanished.
+func (r *resolver) addFile(p string, ino meta.Ino, attr *meta.Attr) (int, error) {
 	if r.files[p] {
-		return nil
+		return 1, nil
 	}
 	blocks, ok := r.inodes[ino]
 	if ok {
@@ -342,10 +404,10 @@ func (r *resolver) addFile(p string, ino meta.Ino, attr *meta.Attr) error {
 		var err error
 		blocks, err = r.fileBlocks(p, ino, attr.Length)
 		if errors.Is(err, errVanished) {
-			return nil
+			return 0, nil
 		}
 		if err != nil {
-			return err
+			return 0, err
 		}
 		r.inodes[ino] = blocks
 	}
@@ -359,7 +421,7 @@ func (r *resolver) addFile(p string, ino meta.Ino, attr *meta.Attr) error {
 		r.res.Blocks = append(r.res.Blocks, b)
 		r.res.Bytes += b.Size
 	}
-	return nil
+	return 1, nil
 }
 
 // fileBlocks returns the blocks holding the visible data of the file ino of

@@ -235,15 +235,17 @@ func TestResolveVisibleSlices(t *testing.T) {
 			if st := v.m.Symlink(v.ctx, d, "link", "/d/g", &lino, &attr); st != 0 {
 				t.Fatal(st)
 			}
+			// A symlink named is followed; one found in the tree walked
+			// leads into the tree, so its file counts once, where it is.
 			r = v.resolve("/d/link")
-			if len(r.Files) != 0 || len(r.Blocks) != 0 {
+			if len(r.Files) != 1 || r.Files[0].Path != "/d/g" || len(r.Paths) != 1 || r.Paths[0].Resolved != "/d/g" || r.Paths[0].Symlinks != 1 {
 				t.Errorf("symlink resolved to %+v", r)
 			}
+			wantBlocks(t, "symlink to /d/g", r.Blocks, v.resolve("/d/g").Blocks)
 			_, err := juice.Resolve(context.Background(), v.ro, v.format, []string{"/d/link/x"})
-			if !errors.Is(err, juice.ErrPathNotFound) || !strings.Contains(err.Error(), "symlink") {
-				t.Errorf("path through a symlink: %v", err)
+			if !errors.Is(err, juice.ErrPathNotFound) || !strings.Contains(err.Error(), `"/d/g" is a file, reached through symlink "/d/link" -> "/d/g"`) {
+				t.Errorf("path through a symlink to a file: %v", err)
 			}
-
 			all := v.resolve("/")
 			checkResolution(t, all)
 			var paths []string
@@ -733,12 +735,13 @@ func TestResolveRealOverwrite(t *testing.T) {
 		}
 	}
 
-	// A symlink is counted nowhere, named or found in a directory.
+	// A symlink named is followed; found in the tree, it leads into it
+	// and its file counts once.
 	if e := c.fs.Symlink(meta.Background(), "/ow/g", "/ow/link"); e != 0 {
 		t.Fatal(e)
 	}
-	if r := resolve("/ow/link"); len(r.Files) != 0 || len(r.Blocks) != 0 {
-		t.Errorf("symlink resolved: %+v", r)
+	if r, g := resolve("/ow/link"), resolve("/ow/g"); len(r.Files) != 1 || r.Files[0].Path != "/ow/g" || !slices.Equal(r.Blocks, g.Blocks) {
+		t.Errorf("symlink resolved: %+v, want %+v", r, g)
 	}
 	all := resolve("/")
 	var paths []string

@@ -10,6 +10,11 @@
 //	      → batched Warm calls per owner                  (Options.BatchSize, Options.Concurrency)
 //	      → owners fetch misses from the origin           (node side: peer.Server)
 //
+// Symlinks in the paths given are followed within the volume, and those
+// found in a tree only into that tree (juice.Resolve); Plan.Resolved says
+// where each path led. A path that matches no regular file is an error
+// (ErrNoFiles), so a warm-up never succeeds at nothing.
+//
 // The Executor asks each owner which blocks of a batch it already holds
 // (Has) and sends only the others in a Warm call, so cached blocks cost no
 // origin traffic and none of the warm-up's bandwidth budget. The budget

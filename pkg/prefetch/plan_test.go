@@ -3,6 +3,8 @@ package prefetch
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +63,45 @@ func TestNewPlan(t *testing.T) {
 	}
 	if _, err := NewPlan(context.Background(), ro, format, nil); err == nil {
 		t.Error("no paths accepted")
+	}
+
+	// Paths that match no file: errors naming them, never empty plans.
+	var empty, lino meta.Ino
+	if st := m.Mkdir(ctx, meta.RootInode, "empty", 0o755, 0, 0, &empty, &attr); st != 0 {
+		t.Fatal(st)
+	}
+	if st := m.Symlink(ctx, meta.RootInode, "latest", "model", &lino, &attr); st != 0 {
+		t.Fatal(st)
+	}
+	if st := m.Symlink(ctx, meta.RootInode, "none", "empty", &lino, &attr); st != 0 {
+		t.Fatal(st)
+	}
+	if st := m.Symlink(ctx, empty, "away", "../model/weights", &lino, &attr); st != 0 {
+		t.Fatal(st)
+	}
+	if st := m.Mknod(ctx, meta.RootInode, "fifo", meta.TypeFIFO, 0o644, 0, 0, "", &lino, &attr); st != 0 {
+		t.Fatal(st)
+	}
+	for _, tc := range []struct {
+		paths []string
+		msg   string
+	}{
+		{[]string{"/empty"}, `/empty (1 symlink in it skipped, e.g. /empty/away -> ../model/weights: leads to "/model/weights", outside the tree "/empty") matches no file`},
+		{[]string{"/model", "/none"}, "/none -> /empty (1 symlink in it skipped"},
+		{[]string{"/fifo"}, "/fifo matches no file"},
+	} {
+		_, err := NewPlan(context.Background(), ro, format, tc.paths)
+		if !errors.Is(err, ErrNoFiles) || !IsInputError(err) || !IsPathError(err) || !strings.Contains(err.Error(), tc.msg) {
+			t.Errorf("%q: %v, want ErrNoFiles with %q", tc.paths, err, tc.msg)
+		}
+	}
+	// A symlink named: followed, and reported.
+	p, err = NewPlan(context.Background(), ro, format, []string{"/latest"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.Files) != 1 || p.Files[0].Path != "/model/weights" || len(p.Blocks) != 3 || !slices.Equal(p.Links(), []string{"/latest -> /model"}) ||
+		len(p.Resolved) != 1 || p.Resolved[0].Files != 1 {
+		t.Errorf("plan of /latest = %+v, links %q", p, p.Links())
 	}
 }

@@ -25,10 +25,19 @@ var (
 
 // IsInputError tells whether err from PlanVolume is about its input: an
 // unknown volume, a metadata URL of another volume, or a path that is
-// missing or malformed.
+// missing, malformed, leads through a bad symlink or matches no file (see
+// IsPathError).
 func IsInputError(err error) bool {
-	return errors.Is(err, ErrUnknownVolume) || errors.Is(err, ErrVolumeMismatch) ||
-		errors.Is(err, juice.ErrPathNotFound) || errors.Is(err, juice.ErrInvalidPath)
+	return errors.Is(err, ErrUnknownVolume) || errors.Is(err, ErrVolumeMismatch) || IsPathError(err)
+}
+
+// IsPathError tells whether err from NewPlan or PlanVolume is about a path:
+// missing or malformed, through a symlink that dangles, loops or leads out
+// of the volume, or matching no file.
+func IsPathError(err error) bool {
+	return errors.Is(err, juice.ErrPathNotFound) || errors.Is(err, juice.ErrInvalidPath) ||
+		errors.Is(err, juice.ErrSymlinkLoop) || errors.Is(err, juice.ErrSymlinkOutside) ||
+		errors.Is(err, juice.ErrSymlinkTarget) || errors.Is(err, ErrNoFiles)
 }
 
 // PlanVolume checks that the ring serves volume and that metaURL is its

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/ringcache/ringcache/internal/cluster"
+	"github.com/ringcache/ringcache/internal/juicetest"
 	"github.com/ringcache/ringcache/internal/realtest"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
@@ -26,7 +27,9 @@ import (
 // warms three real cache nodes (real Redis and MinIO): its status reaches
 // Succeeded with the plan's counts, every block is held by its owner, and
 // the origin served each block once. A Warmup of a volume the nodes do not
-// serve fails with reason UnknownVolume and fetches nothing.
+// serve fails with reason UnknownVolume and fetches nothing. A Warmup of a
+// symlink warms its target; one of a path that is missing, an empty
+// directory or a dangling symlink fails with reason PathNotFound.
 func TestWarmupWarmsRealCacheNodes(t *testing.T) {
 	c, ns := needAPI(t)
 	ctx := context.Background()
@@ -125,8 +128,59 @@ func TestWarmupWarmsRealCacheNodes(t *testing.T) {
 		t.Errorf("%d origin block GETs, want %d (one per block of the model)", n, len(model.Blocks))
 	}
 
-	// A volume the nodes do not serve: Failed, nothing fetched.
+	// Symlinks and paths that match nothing. latest -> llama warms
+	// llama (cached now: nothing fetched) and says so; a missing path, an
+	// empty directory, a directory whose only symlink leads out of it and
+	// a dangling symlink fail with PathNotFound, naming the path.
 	before := env.OriginBlockGets()
+	wr, err := juicetest.OpenWriter(ctx, env.MetaURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range []error{
+		wr.Symlink("llama", "/llama-latest"),
+		wr.Symlink("llama-v0", "/llama-old"),
+		wr.MkdirAll("/empty"),
+		wr.Symlink("../llama/config.json", "/away/config.json"),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	wr.Close()
+	latest := newWarmup(ns, "latest", v1alpha1.WarmupPolicy{})
+	latest.Spec.Paths = []string{"/llama-latest"}
+	if err := c.Create(ctx, latest); err != nil {
+		t.Fatal(err)
+	}
+	got = waitPhase(t, c, client.ObjectKeyFromObject(latest), v1alpha1.PhaseSucceeded, 3*time.Minute)
+	if st := got.Status; st.BlocksTotal != int64(len(model.Blocks)) || st.CachedBlocks != st.BlocksTotal || st.BytesTotal != model.Bytes ||
+		st.FilesTotal != int64(len(model.Files)) || !strings.Contains(st.Message, "/llama-latest -> /llama") {
+		t.Errorf("latest -> llama: status = %+v; want the %d blocks of /llama, all cached", st, len(model.Blocks))
+	}
+	for name, tc := range map[string]struct{ path, msg string }{
+		"missing":  {"/nope", `resolve "/nope": path not found`},
+		"empty":    {"/empty", "/empty matches no file"},
+		"away":     {"/away", `/away (1 symlink in it skipped, e.g. /away/config.json -> ../llama/config.json: leads to "/llama/config.json", outside the tree "/away") matches no file`},
+		"dangling": {"/llama-old", `"/llama-v0" does not exist (reached through symlink "/llama-old" -> "llama-v0")`},
+	} {
+		w := newWarmup(ns, name, v1alpha1.WarmupPolicy{})
+		w.Spec.Paths = []string{tc.path}
+		if err := c.Create(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+		got := waitPhase(t, c, client.ObjectKeyFromObject(w), v1alpha1.PhaseFailed, time.Minute)
+		cond := condition(got, v1alpha1.ConditionComplete)
+		if cond == nil || cond.Reason != v1alpha1.ReasonPathNotFound || !strings.Contains(cond.Message, tc.msg) || got.Status.Message != cond.Message {
+			t.Errorf("%s: Complete condition = %+v, want PathNotFound with %q", tc.path, cond, tc.msg)
+		}
+	}
+	if n := env.OriginBlockGets(); n != before {
+		t.Errorf("the Warmups of a symlink to a warm model and of paths matching nothing caused %d origin GETs", n-before)
+	}
+
+	// A volume the nodes do not serve: Failed, nothing fetched.
+	before = env.OriginBlockGets()
 	bad := newWarmup(ns, "datasets", v1alpha1.WarmupPolicy{})
 	bad.Spec.Volume = "datasets"
 	sec.Data["datasets"] = []byte(env.MetaURL)

@@ -481,6 +481,11 @@ func (r *Reconciler) execute(ctx context.Context, rn *run, req Request, deadline
 	default:
 		msg = fmt.Sprintf("warmed %d blocks (%d fetched from the origin, %d cached already) of %d files", out.BlocksDone, out.BlocksFetched, out.BlocksCached, out.Files)
 	}
+	if out != nil {
+		if s := out.Summary(); s != "" {
+			msg += "; " + s
+		}
+	}
 	log.Info("warm-up ended", "phase", phase, "reason", reason, "message", msg)
 	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

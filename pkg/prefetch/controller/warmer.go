@@ -14,6 +14,7 @@ import (
 
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/prefetch"
+	"github.com/ringcache/ringcache/pkg/prefetch/api/v1alpha1"
 )
 
 // Request is one run of a Warmup.
@@ -31,6 +32,39 @@ type Outcome struct {
 	prefetch.Result
 	// FilesFailed are the files with at least one failed block.
 	FilesFailed int
+	// Resolved says where each path of the request led (through
+	// symlinks) and how many files it matched.
+	Resolved []juice.PathResolution
+	// SkippedLinks counts the symlinks in the trees warmed that were not
+	// followed (leading out of the tree, dangling or looping); Skipped
+	// lists the first of them.
+	SkippedLinks int
+	Skipped      []juice.SkippedLink
+}
+
+// Summary describes the paths of the outcome in a few words for a status
+// message: those that went through symlinks, as "/models/m/latest ->
+// /models/m/v2", and the symlinks skipped. "" if there is nothing to say.
+func (o *Outcome) Summary() string {
+	var parts []string
+	for _, r := range o.Resolved {
+		if r.Followed() {
+			parts = append(parts, r.Path+" -> "+r.Resolved)
+		}
+	}
+	const maxLinks = 5 // the message stays short; the log has them all
+	if len(parts) > maxLinks {
+		parts = append(parts[:maxLinks], fmt.Sprintf("and %d more paths through symlinks", len(parts)-maxLinks))
+	}
+	if o.SkippedLinks > 0 {
+		s := fmt.Sprintf("%d symlinks skipped", o.SkippedLinks)
+		if len(o.Skipped) > 0 {
+			f := o.Skipped[0]
+			s += fmt.Sprintf(" (first: %s -> %s: %s)", f.Link, f.Target, f.Reason)
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Warmer runs warm-ups. Warm reports progress to onProgress while it runs
@@ -110,6 +144,7 @@ func (w *ClusterWarmer) Warm(ctx context.Context, req Request, onProgress func(p
 	if err != nil {
 		return nil, redact(err, metaURL)
 	}
+	resolved := &Outcome{Resolved: plan.Resolved, SkippedLinks: plan.SkippedLinks, Skipped: plan.Skipped}
 	o := w.Options
 	o.Ring, o.Seeds, o.Token = cr, nil, nil
 	o.Replicas, o.Bandwidth, o.Concurrency, o.OnProgress = req.Replicas, req.Bandwidth, req.Concurrency, onProgress
@@ -118,6 +153,12 @@ func (w *ClusterWarmer) Warm(ctx context.Context, req Request, onProgress func(p
 	}
 	if o.Logger != nil {
 		o.Logger = o.Logger.With("warmup", req.Namespace+"/"+req.Name, "volume", req.Volume)
+		for _, l := range plan.Links() {
+			o.Logger.Info("path resolved through symlinks", "path", l)
+		}
+		for _, sl := range plan.Skipped {
+			o.Logger.Warn("symlink skipped", "link", sl.Link, "target", sl.Target, "reason", sl.Reason)
+		}
 	}
 	e, err := prefetch.New(o)
 	if err != nil {
@@ -128,7 +169,8 @@ func (w *ClusterWarmer) Warm(ctx context.Context, req Request, onProgress func(p
 	if res == nil {
 		return nil, redact(err, metaURL)
 	}
-	return &Outcome{Result: *res, FilesFailed: filesFailed(plan, res)}, redact(err, metaURL)
+	resolved.Result, resolved.FilesFailed = *res, filesFailed(plan, res)
+	return resolved, redact(err, metaURL)
 }
 
 // filesFailed counts the files of plan holding a block res gave up on.
@@ -172,11 +214,11 @@ func (e redactedError) Unwrap() error { return e.err }
 func reasonOf(err error) string {
 	switch {
 	case errors.Is(err, ErrNoMetadataURL):
-		return "NoMetadataURL"
+		return v1alpha1.ReasonNoMetadataURL
 	case errors.Is(err, prefetch.ErrUnknownVolume), errors.Is(err, prefetch.ErrVolumeMismatch):
-		return "UnknownVolume"
-	case errors.Is(err, juice.ErrPathNotFound), errors.Is(err, juice.ErrInvalidPath):
-		return "PathNotFound"
+		return v1alpha1.ReasonUnknownVolume
+	case prefetch.IsPathError(err):
+		return v1alpha1.ReasonPathNotFound
 	}
-	return "RunFailed"
+	return v1alpha1.ReasonRunFailed
 }
