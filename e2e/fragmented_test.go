@@ -143,7 +143,7 @@ func TestMountFragmentedVolumeKinds(t *testing.T) {
 	urls := map[string]string{"plain": e.metaURL}
 	names := []string{"plain"}
 	files := map[string]fragmentedFile{}
-	files["plain"] = writeFragmented(t, e.metaURL, "/models/frag/model.safetensors", 1, 66<<20+777)
+	files["plain"] = writeFragmented(t, e.metaURL, "/models/frag/model.safetensors", 1, 72<<20+777)
 	for i, k := range kinds {
 		fo := k.fo(t)
 		fo.Name = k.name
@@ -155,7 +155,7 @@ func TestMountFragmentedVolumeKinds(t *testing.T) {
 		}
 		urls[k.name] = fo.MetaURL
 		names = append(names, k.name)
-		files[k.name] = writeFragmented(t, fo.MetaURL, "/models/frag/model.safetensors", uint64(i+2), 66<<20+777)
+		files[k.name] = writeFragmented(t, fo.MetaURL, "/models/frag/model.safetensors", uint64(i+2), 72<<20+777)
 		// The nodes serve every volume named in their environment.
 		t.Setenv("RINGCACHE_VOLUME_"+strings.ToUpper(strings.ReplaceAll(k.name, "-", "_")), fo.MetaURL)
 	}

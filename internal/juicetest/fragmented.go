@@ -32,7 +32,7 @@ func (p Pass) String() string {
 }
 
 // FragmentedPasses returns a deterministic sequence of passes (from seed)
-// that leaves a file of size bytes (more than ChunkSize) whose chunks hold
+// that leaves a file of size bytes (ChunkSize + 8 MiB or more) whose chunks hold
 // many overlapping slices, the way a file built by several writers over
 // time looks: sequential appends, a sparse hole, small writes across the
 // first chunk boundary, random in-place overwrites (dd conv=notrunc) of
@@ -42,8 +42,8 @@ func (p Pass) String() string {
 // chunk gets fewer than 99 slices, so a read-write client never compacts
 // them.
 func FragmentedPasses(seed uint64, size int64) ([]Pass, error) {
-	if size <= ChunkSize+8<<20 || size > 4*ChunkSize {
-		return nil, fmt.Errorf("juicetest: fragmented file size %d must be in (%d, %d]", size, ChunkSize+8<<20, 4*ChunkSize)
+	if size < ChunkSize+8<<20 || size > 4*ChunkSize {
+		return nil, fmt.Errorf("juicetest: fragmented file size %d must be in [%d, %d]", size, ChunkSize+8<<20, 4*ChunkSize)
 	}
 	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	var passes []Pass
