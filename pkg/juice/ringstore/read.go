@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/juicedata/juicefs/pkg/object"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
@@ -73,8 +75,11 @@ type result struct {
 	a       attempt
 	idx     int  // index in the candidates
 	notHeld bool // a hedge not sent: the owner does not hold the block
-	err     error
-	took    time.Duration
+	// spent: the attempt ran out of the block's budget (not of its own
+	// AttemptTimeout), so no other candidate has time left either.
+	spent bool
+	err   error
+	took  time.Duration
 }
 
 // errNotHeld is a hedge's result when its owner does not hold the block.
@@ -116,6 +121,7 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 	defer hedge.Stop()
 	hedgeChecked := -1 // candidates up to this one were considered for a hedge
 	var errs []error
+	spent := false
 	for len(running) > 0 {
 		select {
 		case r := <-results:
@@ -133,6 +139,7 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 				return r.data, nil
 			}
 			errs = append(errs, fmt.Errorf("%s: %w", r.a, r.err))
+			spent = spent || r.spent
 			if errors.Is(r.err, peer.ErrChecksum) {
 				s.c.checksumErrors.Add(1)
 			}
@@ -141,8 +148,9 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 				s.log.Debug("owner failed, trying the next", "owner", r.a.client.Addr(), "key", block, "err", r.err)
 			}
 			// A failed attempt passes the read on at once, even while a
-			// slower one is still running, unless the budget is spent.
-			if next < len(cands) && ctx.Err() == nil {
+			// slower one is still running, unless the budget is spent:
+			// a candidate started then could only add an origin fetch.
+			if next < len(cands) && ctx.Err() == nil && !r.spent {
 				launch(false)
 			}
 		case <-hedge.C:
@@ -159,7 +167,7 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 				s.o.Now().Sub(start).Round(time.Millisecond), errors.Join(errs...))
 		}
 	}
-	if ctx.Err() != nil && next < len(cands) {
+	if spent || (ctx.Err() != nil && next < len(cands)) {
 		return nil, fmt.Errorf("read %s: %w after %v: %w", key, ErrReadTimeout,
 			s.o.Now().Sub(start).Round(time.Millisecond), errors.Join(errs...))
 	}
@@ -201,7 +209,12 @@ func (s *Store) try(ctx context.Context, a attempt, key, block string, off, limi
 	if err == nil {
 		s.lat.add(took)
 	}
-	return result{data: data, a: a, err: err, took: took}
+	// The client may report the deadline a moment before ctx itself is
+	// done: an attempt bounded by the budget rather than by
+	// AttemptTimeout that timed out spent the budget.
+	budgetDL, _ := ctx.Deadline()
+	spent := err != nil && isDeadline(err) && !budgetDL.IsZero() && !budgetDL.After(start.Add(s.o.AttemptTimeout))
+	return result{data: data, a: a, err: err, took: took, spent: spent}
 }
 
 // getOrigin reads the range from the origin. The JuiceFS object clients
@@ -223,6 +236,12 @@ func (s *Store) getOrigin(ctx context.Context, key string, off, limit int64) ([]
 		err = checkLength(len(data), limit)
 	}
 	return data, err
+}
+
+// isDeadline reports whether err is a deadline, as a context error or as
+// the gRPC status the peer client returns.
+func isDeadline(err error) bool {
+	return errors.Is(err, context.DeadlineExceeded) || status.Code(err) == codes.DeadlineExceeded
 }
 
 func (s *Store) account(r result) {

@@ -66,6 +66,7 @@ func TestReadBudgetOriginFrozen(t *testing.T) {
 	c.origin.frozen.freeze()
 	defer c.peerOrigin.frozen.thaw()
 	defer c.origin.frozen.thaw()
+	fetches := c.peerOrigin.gets.Load()
 
 	start := time.Now()
 	const attempts = 11 // JuiceFS: 1 + --io-retries 10
@@ -92,6 +93,11 @@ func TestReadBudgetOriginFrozen(t *testing.T) {
 	}
 	if st := s.Stats(); st.ReadTimeouts != 1 {
 		t.Errorf("stats %+v; want one give-up counted (logged once)", st)
+	}
+	// One fetch by the primary owner, which its retries join; no other
+	// owner and not the store itself asked the frozen origin.
+	if n, d := c.peerOrigin.gets.Load()-fetches, c.origin.count(testPrefix+cold); n != 1 || d != 0 {
+		t.Errorf("frozen origin asked by the owners %d times and directly %d times, want 1 and 0", n, d)
 	}
 
 	c.peerOrigin.frozen.thaw()
