@@ -2,6 +2,7 @@ package ringstore
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -11,16 +12,20 @@ import (
 const holdTimeout = time.Second
 
 // holds reports whether the owner of a holds block, so that a hedge to it
-// cannot cost an origin fetch. An owner that does not answer may hold it:
-// the hedge is tried, and fails over like any attempt.
-func (s *Store) holds(ctx context.Context, a attempt, block string) bool {
+// cannot cost an origin fetch. An owner that does not answer is a failed
+// attempt like any other (err), without a Read that might reach it and
+// start a fetch there.
+func (s *Store) holds(ctx context.Context, a attempt, block string) (bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, holdTimeout)
 	defer cancel()
 	sizes, err := a.client.Has(ctx, s.o.Volume, []string{block})
-	if err != nil || len(sizes) != 1 {
-		return true
+	if err != nil {
+		return false, err
 	}
-	return sizes[0] >= 0
+	if len(sizes) != 1 {
+		return false, fmt.Errorf("has: %d sizes for 1 key", len(sizes))
+	}
+	return sizes[0] >= 0, nil
 }
 
 // hedgeDelay is HedgeFactor × p95 of recent owner latencies, clamped.

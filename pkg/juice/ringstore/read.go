@@ -107,9 +107,17 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 		running[i] = true
 		go func() {
 			var r result
-			if hedge && !s.holds(ctx, a, block) {
+			held, err := true, error(nil)
+			if hedge {
+				held, err = s.holds(ctx, a, block)
+			}
+			switch {
+			case err != nil:
+				dl, _ := ctx.Deadline()
+				r = result{a: a, err: fmt.Errorf("has: %w", err), spent: isDeadline(err) && !dl.IsZero() && !dl.After(s.o.Now().Add(holdTimeout))}
+			case !held:
 				r = result{a: a, notHeld: true, err: errNotHeld}
-			} else {
+			default:
 				r = s.try(ctx, a, key, block, off, limit)
 			}
 			r.idx = i
