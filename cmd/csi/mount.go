@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"path"
 	"strconv"
@@ -18,10 +15,8 @@ import (
 	jfscmd "github.com/juicedata/juicefs/cmd"
 	"github.com/juicedata/juicefs/pkg/object"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ringcache/ringcache/internal/cli"
-	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/juice/ringstore"
 )
 
@@ -38,9 +33,18 @@ The metadata URL may hold a password, so it never comes from argv:
   --meta-url-file FILE or RINGCACHE_META_URL
 
 Client defaults for a ring (see docs/mount.md for the measurements):
-no local disk cache (the ring is the cache; --cache-size 0), and a larger
-read-ahead (--buffer-size 1024 MiB, --prefetch 4) so that sequential reads of
-large weight shards keep several owners busy.
+no local disk cache (the ring is the cache; --cache-size 0) and a larger
+read buffer (--buffer-size 1024 MiB), which bounds JuiceFS's read-ahead.
+JuiceFS's --prefetch needs a local cache: it is passed only with
+--cache-size > 0.
+
+A block read that neither the ring nor the origin can answer fails with
+EIO after --read-timeout (default 30s), JuiceFS's own retries included,
+and the mount log names the block and the cause.
+
+No port of a mount serves /debug/pprof unless --debug-pprof is given: the
+mount passes --no-agent to JuiceFS (no debug agent on 127.0.0.1:6060-6099)
+and JuiceFS's --juicefs-metrics listener serves /metrics only.
 
 Flags:
 `
@@ -48,7 +52,8 @@ Flags:
 type mountFlags struct {
 	metaURLFile, node, tokenFile, subdir, metricsListen, jfsMetrics, cacheDir string
 	cacheSize, bufferSize, prefetch, owners                                   int
-	direct                                                                    bool
+	direct, debugPprof                                                        bool
+	readTimeout                                                               time.Duration
 	logLevel                                                                  string
 }
 
@@ -62,10 +67,12 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.IntVar(&f.cacheSize, "cache-size", 0, "JuiceFS local cache in MiB (0: none, the ring is the cache)")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "JuiceFS local cache directory when --cache-size > 0 (default: JuiceFS's own)")
 	fs.IntVar(&f.bufferSize, "buffer-size", 1024, "JuiceFS read buffer in MiB (bounds read-ahead)")
-	fs.IntVar(&f.prefetch, "prefetch", 4, "JuiceFS blocks prefetched in parallel")
+	fs.IntVar(&f.prefetch, "prefetch", 1, "JuiceFS blocks prefetched in parallel into the local cache after a small read; needs --cache-size > 0 (JuiceFS disables it without a local cache)")
 	fs.IntVar(&f.owners, "owners", 2, "ranked owners a block read tries before the origin")
-	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:0", `address for ringcache mount metrics and /debug/pprof ("off" to disable)`)
-	fs.StringVar(&f.jfsMetrics, "juicefs-metrics", "127.0.0.1:0", "address for the JuiceFS client's own metrics")
+	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:0", `address for ringcache mount metrics ("off" to disable)`)
+	fs.StringVar(&f.jfsMetrics, "juicefs-metrics", "127.0.0.1:0", "address for the JuiceFS client's own metrics (/metrics only)")
+	fs.BoolVar(&f.debugPprof, "debug-pprof", false, "serve /debug/pprof on --metrics-listen (unauthenticated: only for debugging)")
+	fs.DurationVar(&f.readTimeout, "read-timeout", 30*time.Second, "longest a read waits for a block the ring and the origin cannot serve before it fails with EIO, JuiceFS's retries included")
 	fs.BoolVar(&f.direct, "direct", false, "do not use the ring: a plain JuiceFS client reading the origin (for comparisons)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := cli.Parse(fs, args, true); err != nil {
@@ -94,17 +101,27 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 	if f.cacheSize < 0 || f.bufferSize < 32 || f.prefetch < 0 || f.owners < 1 {
 		return fmt.Errorf("%w: --cache-size >= 0, --buffer-size >= 32, --prefetch >= 0 and --owners >= 1 are required", errUsage)
 	}
+	if _, min := readBudget(f.readTimeout); f.readTimeout < min {
+		return fmt.Errorf("%w: --read-timeout must be at least %v (JuiceFS's %d retries of a read take %v of it)", errUsage, min, jfsIORetries, min-minRingBudget)
+	}
 
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	format, err := juice.LoadFormat(lctx, metaURL)
+	format, err := checkSubdir(lctx, metaURL, f.subdir)
 	cancel()
 	if err != nil {
 		return err
 	}
+	// Without a local cache JuiceFS turns --prefetch off (chunk.Config's
+	// SelfCheck, with a warning): pass it only where it runs.
+	prefetch := f.prefetch
+	if f.cacheSize == 0 {
+		prefetch = 0
+	}
 	jargs := []string{"juicefs", "mount", metaURL, mp,
-		"--read-only", "--no-usage-report", "--no-bgjob", "--backup-meta", "0",
+		"--read-only", "--no-usage-report", "--no-bgjob", "--backup-meta", "0", "--no-agent",
 		"--cache-size", strconv.Itoa(f.cacheSize), "--buffer-size", strconv.Itoa(f.bufferSize),
-		"--prefetch", strconv.Itoa(f.prefetch), "--metrics", f.jfsMetrics, "--no-syslog",
+		"--prefetch", strconv.Itoa(prefetch), "--metrics", f.jfsMetrics, "--no-syslog",
+		"--io-retries", strconv.Itoa(jfsIORetries), "--get-timeout", f.readTimeout.String(),
 	}
 	switch {
 	case f.cacheSize == 0:
@@ -129,22 +146,13 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 		if os.Getenv("JFS_SUPERVISOR") != "" {
 			reg := prometheus.NewRegistry()
 			if f.metricsListen != "off" {
-				l, err := net.Listen("tcp", f.metricsListen)
+				stop, err := serveMountMetrics(f.metricsListen, reg, f.debugPprof, log)
 				if err != nil {
-					return fmt.Errorf("metrics listen: %w", err)
+					return err
 				}
-				mux := http.NewServeMux()
-				mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-				mux.HandleFunc("/debug/pprof/", pprof.Index)
-				mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-				srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-				go srv.Serve(l)
-				defer srv.Close()
-				log.Info("ring metrics", "addr", l.Addr().String())
+				defer stop()
 			}
-			object.Register(ringstore.StorageName, ringstore.Creator(ringstore.Options{
-				Logger: log.With("component", "ringstore"), Registerer: reg,
-			}))
+			object.Register(ringstore.StorageName, ringstore.Creator(ringOptions(f.readTimeout, log.With("component", "ringstore"), reg)))
 		} else {
 			object.Register(ringstore.StorageName, ringstore.OriginCreator())
 		}
@@ -154,7 +162,9 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		jargs = append(jargs, "--storage", ringstore.StorageName, "--bucket", ep.String())
 	}
-	log.Info("mounting", "volume", format.Name, "uuid", format.UUID, "mountpoint", mp, "subdir", f.subdir, "ring", !f.direct, "node", f.node)
+	dropDefaultMux()
+	budget, _ := readBudget(f.readTimeout)
+	log.Info("mounting", "read_timeout", f.readTimeout.String(), "ring_block_budget", budget.String(), "volume", format.Name, "uuid", format.UUID, "mountpoint", mp, "subdir", f.subdir, "ring", !f.direct, "node", f.node)
 	// JuiceFS's Main runs the FUSE server until the mount point is
 	// unmounted or the process is signalled.
 	return jfscmd.Main(jargs)

@@ -100,6 +100,13 @@ func (m *Mount) Unmount() {
 	}
 }
 
+// Pid is the mount process's id: JuiceFS's supervisor, whose child (same
+// binary, JFS_SUPERVISOR set) serves the FUSE requests.
+func (m *Mount) Pid() int { return m.cmd.Process.Pid }
+
+// Exited is closed when the mount process has exited.
+func (m *Mount) Exited() <-chan struct{} { return m.exited }
+
 // LogTail returns the last max bytes of the mount's log.
 func (m *Mount) LogTail(max int) string {
 	b, _ := os.ReadFile(m.LogPath)

@@ -35,11 +35,15 @@ const (
 )
 
 // peerOrigin is the cache nodes' origin: the shared bucket under
-// testPrefix, counting GETs. fail makes every GET fail.
+// testPrefix, counting GETs. fail makes every GET fail; frozen makes GETs
+// wait until it is closed (or the caller gives up), as a SIGSTOPped
+// object store does; delay slows every GET.
 type peerOrigin struct {
-	base object.ObjectStorage
-	gets atomic.Int64
-	fail atomic.Bool
+	base   object.ObjectStorage
+	gets   atomic.Int64
+	fail   atomic.Bool
+	frozen freezer
+	delay  atomic.Int64 // nanoseconds
 }
 
 func (o *peerOrigin) Get(ctx context.Context, key string, off, limit int64) (io.ReadCloser, error) {
@@ -47,21 +51,61 @@ func (o *peerOrigin) Get(ctx context.Context, key string, off, limit int64) (io.
 	if o.fail.Load() {
 		return nil, errors.New("origin unreachable from the cache nodes")
 	}
+	if err := o.frozen.wait(ctx); err != nil {
+		return nil, err
+	}
+	if d := time.Duration(o.delay.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	return o.base.Get(testPrefix+key, off, limit)
+}
+
+// freezer blocks callers between freeze and thaw.
+type freezer struct{ ch atomic.Pointer[chan struct{}] }
+
+func (f *freezer) freeze() {
+	ch := make(chan struct{})
+	f.ch.Store(&ch)
+}
+
+func (f *freezer) thaw() {
+	if ch := f.ch.Swap(nil); ch != nil {
+		close(*ch)
+	}
+}
+
+// wait returns when thawed (nil) or when ctx ends (its error).
+func (f *freezer) wait(ctx context.Context) error {
+	ch := f.ch.Load()
+	if ch == nil {
+		return nil
+	}
+	select {
+	case <-*ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // countingOrigin is the store's origin: the shared bucket, counting Gets
 // by key.
 type countingOrigin struct {
 	object.ObjectStorage
-	mu   sync.Mutex
-	gets map[string]int
+	mu     sync.Mutex
+	gets   map[string]int
+	frozen freezer // Gets wait for the thaw: JuiceFS clients take no context
 }
 
 func (o *countingOrigin) Get(key string, off, limit int64, getters ...object.AttrGetter) (io.ReadCloser, error) {
 	o.mu.Lock()
 	o.gets[key]++
 	o.mu.Unlock()
+	o.frozen.wait(context.Background())
 	return o.ObjectStorage.Get(key, off, limit, getters...)
 }
 

@@ -72,6 +72,8 @@ func TestMetrics(t *testing.T) {
 		"ringcache_mount_read_bytes_total{source=origin," + v + "}": float64(st.OriginBytes),
 		"ringcache_mount_fallbacks_total{" + v + "}":                float64(st.Fallbacks),
 		"ringcache_mount_hedges_total{" + v + "}":                   float64(st.Hedges),
+		"ringcache_mount_hedges_skipped_total{" + v + "}":           float64(st.HedgesSkipped),
+		"ringcache_mount_read_timeouts_total{" + v + "}":            float64(st.ReadTimeouts),
 		"ringcache_mount_checksum_errors_total{" + v + "}":          float64(st.ChecksumErrors),
 		"ringcache_mount_passthrough_total{" + v + "}":              float64(st.PassThrough),
 		"ringcache_mount_ring_members{" + v + "}":                   3,

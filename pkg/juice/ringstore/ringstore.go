@@ -3,6 +3,8 @@
 // JuiceFS v1.3.1's object.ObjectStorage whose Get of a data block goes to the
 // block's owners on the ring, hedges a slow owner, and falls back to the
 // origin object store, so a read succeeds whenever the origin is reachable.
+// A block that neither answers is given up on after a bounded time (see
+// Options.ReadBudget), however often JuiceFS retries it.
 // Everything that is not a block read (writes, deletes, lists, heads and
 // reads of other objects) goes to the origin unchanged.
 //
@@ -12,13 +14,10 @@
 package ringstore
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,7 +26,6 @@ import (
 	"github.com/juicedata/juicefs/pkg/object"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
@@ -49,8 +47,21 @@ type Options struct {
 	// (default 2).
 	Owners int
 	// AttemptTimeout bounds one owner's answer, including a cold fetch it
-	// makes from the origin (default 30s).
+	// makes from the origin (default 30s), within ReadBudget.
 	AttemptTimeout time.Duration
+	// ReadBudget bounds the time spent on one block, every candidate
+	// included, from the first Get of it that did not succeed: JuiceFS
+	// retries a failed block read (--io-retries), and its retries share
+	// the first one's budget instead of starting again (default 15s).
+	ReadBudget time.Duration
+	// ProbeTimeout bounds each Get of a block whose budget is spent, for
+	// RetryWindow after that: a probe that succeeds (the origin is back)
+	// ends the failure; one that does not fails fast (default 200ms).
+	ProbeTimeout time.Duration
+	// RetryWindow is how long a block whose budget is spent gets probes
+	// only; the first Get after it starts a new budget (default
+	// 2 x ReadBudget).
+	RetryWindow time.Duration
 	// HedgeMin and HedgeMax clamp the hedging delay (default 200ms, 5s).
 	// The delay is HedgeFactor (default 3) times the 95th percentile of
 	// recent owner latencies. A hedge that reaches an owner without the
@@ -112,8 +123,20 @@ func (o *Options) Validate() error {
 	if o.RefreshInterval == 0 {
 		o.RefreshInterval = time.Second
 	}
+	if o.ReadBudget == 0 {
+		o.ReadBudget = 15 * time.Second
+	}
+	if o.ProbeTimeout == 0 {
+		o.ProbeTimeout = 200 * time.Millisecond
+	}
+	if o.RetryWindow == 0 {
+		o.RetryWindow = 2 * o.ReadBudget
+	}
 	if o.Owners < 1 || o.AttemptTimeout < 0 || o.HedgeMin < 0 || o.HedgeMax < o.HedgeMin || o.HedgeFactor < 1 || o.HedgeBudget > 1 || o.RefreshInterval < 0 {
 		errs = append(errs, errors.New("owners >= 1, non-negative timeouts, hedge min <= max, hedge factor >= 1 and a hedge budget <= 1 are required"))
+	}
+	if o.ReadBudget < 0 || o.ProbeTimeout < 0 || o.RetryWindow < 0 {
+		errs = append(errs, errors.New("read budget, probe timeout and retry window must not be negative"))
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -131,13 +154,15 @@ type Stats struct {
 	OriginReads, OriginBytes int64 // block reads served by the origin directly
 	Fallbacks                int64 // owner attempts that failed and passed the read on
 	Hedges                   int64 // second requests sent because an owner was slow
+	HedgesSkipped            int64 // hedges not sent: the next owner did not hold the block
+	ReadTimeouts             int64 // block Gets that failed because the block's budget ran out
 	ChecksumErrors           int64 // responses refused because their bytes did not match
 	PassThrough              int64 // calls for other objects, sent to the origin unchanged
 }
 
 type counters struct {
 	localReads, localBytes, peerReads, peerBytes, originReads, originBytes,
-	fallbacks, hedges, checksumErrors, passThrough atomic.Int64
+	fallbacks, hedges, hedgesSkipped, readTimeouts, checksumErrors, passThrough atomic.Int64
 }
 
 // view is an immutable ring view with a client per member.
@@ -162,6 +187,7 @@ type Store struct {
 	mu      sync.Mutex // guards clients
 	clients map[string]*peer.Client
 	lat     *latencies
+	budgets *budgets
 	reads   atomic.Int64
 	c       counters
 	cancel  context.CancelFunc
@@ -181,7 +207,8 @@ func New(o Options) (*Store, error) {
 	s := &Store{
 		ObjectStorage: o.Origin, o: o, log: o.Logger, local: local,
 		clients: map[string]*peer.Client{o.LocalNode: local},
-		lat:     newLatencies(256), done: make(chan struct{}),
+		lat:     newLatencies(256), budgets: newBudgets(o.ReadBudget, o.ProbeTimeout, o.RetryWindow, o.Now),
+		done: make(chan struct{}),
 	}
 	if o.Registerer != nil {
 		if err = registerMetrics(o.Registerer, s); err != nil {
@@ -220,6 +247,7 @@ func (s *Store) Stats() Stats {
 		PeerReads: s.c.peerReads.Load(), PeerBytes: s.c.peerBytes.Load(),
 		OriginReads: s.c.originReads.Load(), OriginBytes: s.c.originBytes.Load(),
 		Fallbacks: s.c.fallbacks.Load(), Hedges: s.c.hedges.Load(),
+		HedgesSkipped: s.c.hedgesSkipped.Load(), ReadTimeouts: s.c.readTimeouts.Load(),
 		ChecksumErrors: s.c.checksumErrors.Load(), PassThrough: s.c.passThrough.Load(),
 	}
 }
@@ -324,222 +352,4 @@ func sameMembers(a, b []ring.Member) bool {
 		}
 	}
 	return true
-}
-
-// Get implements object.ObjectStorage. Data blocks of the volume are read
-// through the ring; anything else comes from the origin.
-func (s *Store) Get(key string, off, limit int64, getters ...object.AttrGetter) (io.ReadCloser, error) {
-	block, ok := strings.CutPrefix(key, s.o.Prefix)
-	if ok {
-		_, err := juice.ParseBlockKey(block)
-		ok = err == nil
-	}
-	if !ok {
-		s.c.passThrough.Add(1)
-		return s.o.Origin.Get(key, off, limit, getters...)
-	}
-	if limit <= 0 {
-		// JuiceFS object stores read to the end for any limit <= 0; the
-		// peer protocol means that by -1 (0 is an empty range there).
-		limit = -1
-	}
-	data, err := s.read(context.Background(), key, block, off, limit)
-	if err != nil {
-		return nil, err
-	}
-	return io.NopCloser(bytes.NewReader(data)), nil
-}
-
-type source int
-
-const (
-	srcLocal source = iota
-	srcPeer
-	srcOrigin
-)
-
-type attempt struct {
-	src    source
-	client *peer.Client // nil for the origin
-}
-
-type result struct {
-	data []byte
-	a    attempt
-	err  error
-	took time.Duration
-}
-
-// read tries the block's owners in rank order, then the origin. The next
-// candidate starts when the current one fails, or, as a hedge, when it is
-// slower than the hedging delay and the hedge budget allows; the first
-// answer wins and the others are cancelled.
-func (s *Store) read(ctx context.Context, key, block string, off, limit int64) ([]byte, error) {
-	s.reads.Add(1)
-	cands := s.candidates(block)
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	results := make(chan result, len(cands))
-	next, running := 0, 0
-	start := func() {
-		a := cands[next]
-		next++
-		running++
-		go func() { results <- s.try(ctx, a, key, block, off, limit) }()
-	}
-	start()
-	hedge := time.NewTimer(s.hedgeDelay())
-	defer hedge.Stop()
-	var errs []error
-	for running > 0 {
-		select {
-		case r := <-results:
-			running--
-			if r.err == nil {
-				s.account(r)
-				return r.data, nil
-			}
-			errs = append(errs, r.err)
-			if errors.Is(r.err, peer.ErrChecksum) {
-				s.c.checksumErrors.Add(1)
-			}
-			if r.a.client != nil {
-				s.c.fallbacks.Add(1)
-				s.log.Debug("owner failed, trying the next", "owner", r.a.client.Addr(), "key", block, "err", r.err)
-			}
-			// A failed attempt passes the read on at once, even while a
-			// slower one is still running.
-			if next < len(cands) {
-				start()
-			}
-		case <-hedge.C:
-			if next < len(cands) && s.takeHedge() {
-				start()
-				hedge.Reset(s.hedgeDelay())
-			}
-		}
-	}
-	return nil, fmt.Errorf("read %s: every owner and the origin failed: %w", key, errors.Join(errs...))
-}
-
-// candidates are the block's owners in rank order, then the origin.
-func (s *Store) candidates(block string) []attempt {
-	var out []attempt
-	if v := s.view.Load(); v != nil {
-		for _, m := range v.placement.Owners(peer.RingKey(s.o.Volume, block), s.o.Owners) {
-			c := v.clients[m.Addr]
-			if c == nil {
-				continue
-			}
-			src := srcPeer
-			if m.Addr == s.o.LocalNode || m.Addr == v.self {
-				src = srcLocal
-			}
-			out = append(out, attempt{src: src, client: c})
-		}
-	}
-	return append(out, attempt{src: srcOrigin})
-}
-
-func (s *Store) try(ctx context.Context, a attempt, key, block string, off, limit int64) result {
-	start := s.o.Now()
-	if a.client == nil {
-		data, err := s.getOrigin(ctx, key, off, limit)
-		return result{data: data, a: a, err: err, took: s.o.Now().Sub(start)}
-	}
-	actx, cancel := context.WithTimeout(ctx, s.o.AttemptTimeout)
-	defer cancel()
-	data, _, err := a.client.Read(actx, s.o.Volume, block, off, limit)
-	took := s.o.Now().Sub(start)
-	if err == nil {
-		s.lat.add(took)
-	}
-	return result{data: data, a: a, err: err, took: took}
-}
-
-// getOrigin reads the range from the origin. The JuiceFS object clients
-// take no context; a cancelled hedge closes the body instead.
-func (s *Store) getOrigin(ctx context.Context, key string, off, limit int64) ([]byte, error) {
-	rc, err := s.o.Origin.Get(key, off, limit)
-	if err != nil {
-		return nil, err
-	}
-	stop := context.AfterFunc(ctx, func() { rc.Close() })
-	defer stop()
-	defer rc.Close()
-	return io.ReadAll(rc)
-}
-
-func (s *Store) account(r result) {
-	n := int64(len(r.data))
-	switch r.a.src {
-	case srcLocal:
-		s.c.localReads.Add(1)
-		s.c.localBytes.Add(n)
-	case srcPeer:
-		s.c.peerReads.Add(1)
-		s.c.peerBytes.Add(n)
-	case srcOrigin:
-		s.c.originReads.Add(1)
-		s.c.originBytes.Add(n)
-	}
-}
-
-// hedgeDelay is HedgeFactor × p95 of recent owner latencies, clamped.
-func (s *Store) hedgeDelay() time.Duration {
-	p95, ok := s.lat.quantile(0.95)
-	if !ok {
-		return s.o.HedgeMax
-	}
-	d := time.Duration(float64(p95) * s.o.HedgeFactor)
-	return min(max(d, s.o.HedgeMin), s.o.HedgeMax)
-}
-
-// takeHedge counts a hedge if it keeps hedges within HedgeBudget of all
-// reads (plus one, so the first slow read can be hedged).
-func (s *Store) takeHedge() bool {
-	if s.o.HedgeBudget < 0 {
-		return false
-	}
-	for {
-		h := s.c.hedges.Load()
-		if float64(h+1) > s.o.HedgeBudget*float64(s.reads.Load())+1 {
-			return false
-		}
-		if s.c.hedges.CompareAndSwap(h, h+1) {
-			return true
-		}
-	}
-}
-
-// latencies keeps a ring buffer of recent successful owner latencies.
-type latencies struct {
-	mu  sync.Mutex
-	buf []time.Duration
-	n   int
-}
-
-func newLatencies(size int) *latencies { return &latencies{buf: make([]time.Duration, size)} }
-
-func (l *latencies) add(d time.Duration) {
-	l.mu.Lock()
-	l.buf[l.n%len(l.buf)] = d
-	l.n++
-	l.mu.Unlock()
-}
-
-// quantile returns the q-quantile of the recorded latencies, or false
-// with fewer than 16 samples.
-func (l *latencies) quantile(q float64) (time.Duration, bool) {
-	l.mu.Lock()
-	n := min(l.n, len(l.buf))
-	if n < 16 {
-		l.mu.Unlock()
-		return 0, false
-	}
-	s := make([]time.Duration, n)
-	copy(s, l.buf[:n])
-	l.mu.Unlock()
-	slices.Sort(s)
-	return s[int(q*float64(n-1))], true
 }

@@ -2,6 +2,7 @@ package ringstore
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"slices"
@@ -191,11 +192,32 @@ func warmBlocks(t *testing.T, c *cluster, s *Store, n, size int, pred func([]rin
 	return keys, datas
 }
 
+// warmOn makes node n hold keys (a Warm call, as a warm-up with replicas
+// does).
+func warmOn(t *testing.T, n *node, keys []string) {
+	t.Helper()
+	cl, err := peer.Dial(n.addr, peer.ClientOptions{Token: []byte(testToken)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	res, err := cl.Warm(context.Background(), testVol, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res {
+		if r.Error != "" {
+			t.Fatalf("warm %s on %s: %s", r.Key, n.addr, r.Error)
+		}
+	}
+}
+
 func TestSlowOwnerIsHedged(t *testing.T) {
 	c := newCluster(t, 3)
 	s := c.newStore(c.nodes[0].addr, func(o *Options) { o.HedgeMin, o.HedgeMax = 20*time.Millisecond, 100*time.Millisecond })
 	b, cc := c.nodes[1], c.nodes[2]
 	keys, datas := warmBlocks(t, c, s, 20, 32<<10, ownedBy(b.addr, cc.addr))
+	warmOn(t, cc, keys) // a hedge goes only to an owner holding the block
 	before, beforeC := s.Stats(), cc.reads()
 
 	b.store.delay.Store(int64(2 * time.Second))
@@ -249,6 +271,7 @@ func TestHedgeBudget(t *testing.T) {
 		keys, datas = append(keys, k), append(datas, d)
 	}
 	warm(t, s, keys, datas)
+	warmOn(t, cc, keys)
 	before := s.Stats().Hedges
 
 	b.store.delay.Store(int64(150 * time.Millisecond))
