@@ -130,8 +130,8 @@ func readAt(f *os.File, off int64, want []byte) error {
 	return nil
 }
 
-// readFileSHA reads a whole file and checks its sha256.
-func readFileSHA(p string, want []byte) error {
+// checkFileSHA reads a whole file and checks its sha256.
+func checkFileSHA(p string, want []byte) error {
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return err
@@ -214,7 +214,7 @@ func TestMountMetadataOutage(t *testing.T) {
 	// Warm the ring through one mount, then unmount it.
 	warm := e.mount(t, mountOpts{node: nodes[0], subdir: "/m"})
 	for p, b := range files {
-		if err := readFileSHA(file(warm, filepath.Base(p)), b); err != nil {
+		if err := checkFileSHA(file(warm, filepath.Base(p)), b); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -244,7 +244,7 @@ func TestMountMetadataOutage(t *testing.T) {
 		}
 		bigs[ph] = f
 	}
-	if err := readFileSHA(file(m, "config.json"), files["/m/config.json"]); err != nil {
+	if err := checkFileSHA(file(m, "config.json"), files["/m/config.json"]); err != nil {
 		t.Fatal(err)
 	}
 
@@ -264,10 +264,10 @@ func TestMountMetadataOutage(t *testing.T) {
 			return readAt(big, juicetest.ChunkSize+1<<20, bigWant[juicetest.ChunkSize+1<<20:])
 		})
 		ps.run("re-open of a file read before", func() error {
-			return readFileSHA(file(m, "config.json"), files["/m/config.json"])
+			return checkFileSHA(file(m, "config.json"), files["/m/config.json"])
 		})
 		ps.run("new open of a file never opened", func() error {
-			return readFileSHA(file(m, other), files["/m/"+other])
+			return checkFileSHA(file(m, other), files["/m/"+other])
 		})
 		ps.run("new mount", func() error {
 			nm, err := e.c.Mount(fmt.Sprintf("%s-new-mount", phase), cluster.MountOptions{Node: nodes[2].Node, Subdir: "/m"})
@@ -275,7 +275,7 @@ func TestMountMetadataOutage(t *testing.T) {
 				return err
 			}
 			defer nm.Unmount()
-			return readFileSHA(filepath.Join(nm.Dir, "config.json"), files["/m/config.json"])
+			return checkFileSHA(filepath.Join(nm.Dir, "config.json"), files["/m/config.json"])
 		})
 		allEnded := ps.waitAll(started.Add(hold))
 		back := time.Now()
@@ -306,7 +306,7 @@ func TestMountMetadataOutage(t *testing.T) {
 		// Recovery without action: new opens, reads of open files and
 		// new mounts work once the engine is back.
 		took := pollUntil(t, phase+": new open after recovery", 60*time.Second, func() error {
-			return readFileSHA(file(m, other), files["/m/"+other])
+			return checkFileSHA(file(m, other), files["/m/"+other])
 		})
 		pollUntil(t, phase+": open file, second chunk, after recovery", 60*time.Second, func() error {
 			return readAt(big, juicetest.ChunkSize, bigWant[juicetest.ChunkSize:])
@@ -314,7 +314,7 @@ func TestMountMetadataOutage(t *testing.T) {
 		start := time.Now()
 		nm := e.mount(t, mountOpts{node: nodes[2], subdir: "/m"})
 		for _, name := range []string{"config.json", "small.safetensors", other} {
-			if err := readFileSHA(file(nm, name), files["/m/"+name]); err != nil {
+			if err := checkFileSHA(file(nm, name), files["/m/"+name]); err != nil {
 				t.Errorf("%s: new mount after recovery: %v", phase, err)
 			}
 		}
