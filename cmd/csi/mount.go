@@ -38,6 +38,10 @@ read buffer (--buffer-size 1024 MiB), which bounds JuiceFS's read-ahead.
 JuiceFS's --prefetch needs a local cache: it is passed only with
 --cache-size > 0.
 
+Metadata (attributes, directory entries, open files' chunk lists) is
+cached for --meta-cache (default 1h): model versions are immutable, and
+open files keep reading through a metadata engine restart or failover.
+
 A block read that neither the ring nor the origin can answer fails with
 EIO after --read-timeout (default 30s), JuiceFS's own retries included,
 and the mount log names the block and the cause.
@@ -53,7 +57,7 @@ type mountFlags struct {
 	metaURLFile, node, tokenFile, subdir, metricsListen, jfsMetrics, cacheDir string
 	cacheSize, bufferSize, prefetch, owners                                   int
 	direct, debugPprof                                                        bool
-	readTimeout                                                               time.Duration
+	readTimeout, metaCache                                                    time.Duration
 	logLevel                                                                  string
 }
 
@@ -73,6 +77,7 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.jfsMetrics, "juicefs-metrics", "127.0.0.1:0", "address for the JuiceFS client's own metrics (/metrics only)")
 	fs.BoolVar(&f.debugPprof, "debug-pprof", false, "serve /debug/pprof on --metrics-listen (unauthenticated: only for debugging)")
 	fs.DurationVar(&f.readTimeout, "read-timeout", 30*time.Second, "longest a read waits for a block the ring and the origin cannot serve before it fails with EIO, JuiceFS's retries included")
+	fs.DurationVar(&f.metaCache, "meta-cache", time.Hour, "how long the kernel and JuiceFS keep attributes, entries and open files' chunk lists without asking the metadata engine (0: JuiceFS's 1s defaults); keeps open files reading through a metadata outage")
 	fs.BoolVar(&f.direct, "direct", false, "do not use the ring: a plain JuiceFS client reading the origin (for comparisons)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	if err := cli.Parse(fs, args, true); err != nil {
@@ -98,8 +103,8 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 		}
 		f.subdir = clean
 	}
-	if f.cacheSize < 0 || f.bufferSize < 32 || f.prefetch < 0 || f.owners < 1 {
-		return fmt.Errorf("%w: --cache-size >= 0, --buffer-size >= 32, --prefetch >= 0 and --owners >= 1 are required", errUsage)
+	if f.cacheSize < 0 || f.bufferSize < 32 || f.prefetch < 0 || f.owners < 1 || f.metaCache < 0 || f.metaCache > 24*time.Hour {
+		return fmt.Errorf("%w: --cache-size >= 0, --buffer-size >= 32, --prefetch >= 0, --owners >= 1 and 0 <= --meta-cache <= 24h are required", errUsage)
 	}
 	if _, min := readBudget(f.readTimeout); f.readTimeout < min {
 		return fmt.Errorf("%w: --read-timeout must be at least %v (JuiceFS's %d retries of a read take %v of it)", errUsage, min, jfsIORetries, min-minRingBudget)
@@ -122,6 +127,13 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 		"--cache-size", strconv.Itoa(f.cacheSize), "--buffer-size", strconv.Itoa(f.bufferSize),
 		"--prefetch", strconv.Itoa(prefetch), "--metrics", f.jfsMetrics, "--no-syslog",
 		"--io-retries", strconv.Itoa(jfsIORetries), "--get-timeout", f.readTimeout.String(),
+	}
+	if f.metaCache > 0 {
+		// Model versions are immutable: long metadata caches cost no
+		// staleness and let open files keep reading while the metadata
+		// engine restarts or fails over (docs/operations.md).
+		mc := f.metaCache.String()
+		jargs = append(jargs, "--attr-cache", mc, "--entry-cache", mc, "--dir-entry-cache", mc, "--open-cache", mc)
 	}
 	switch {
 	case f.cacheSize == 0:
