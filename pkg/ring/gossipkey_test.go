@@ -139,7 +139,10 @@ func TestClassifyRefusal(t *testing.T) {
 		{"discarding packet with unacceptable label \"x\": from=10.0.0.9:7946", 2},
 		{"failed to receive and remove the stream label header: bad from=10.0.0.9:41234", 2},
 		{"failed to receive: remote node state is larger than limit (99999999) from=10.0.0.9:41234", 3},
-		{"Failed to send error: broken pipe from=10.0.0.9:41234", -1},
+		{"failed to receive: ringcache: gossip stream larger than 4194304 bytes from=10.0.0.9:41234", iOversized},
+		{"failed to receive: read tcp 10.0.0.1:7946->10.0.0.9:41234: i/o timeout from=10.0.0.9:41234", iMalformed},
+		{"Failed to send error: broken pipe from=10.0.0.9:41234", iFollowUp},
+		{"Failed to send error: write tcp 10.0.0.1:7946->10.0.0.9:41234: i/o timeout from=10.0.0.9:41234", iFollowUp},
 		{"Refuting a suspect message (from: node-b)", -1},
 		{"Stream connection from=10.0.0.9:41234", -1},
 	} {
@@ -161,6 +164,14 @@ func TestRefusalLogRateLimit(t *testing.T) {
 		w.Printf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.9:7946")
 	}
 	w.Printf("[ERR] memberlist: failed to receive: encryption is configured but remote state is not encrypted from=10.0.0.9:1")
+	// The follow-up of a refused stream: neither counted nor logged (one
+	// per flooding connection would bypass the limit).
+	for range 50 {
+		w.Printf("[ERR] memberlist: Failed to send error: write tcp 127.0.0.1:7946->127.0.0.1:4000: i/o timeout from=127.0.0.1:4000")
+	}
+	if logs.contains("Failed to send error") {
+		t.Error("\"Failed to send error\" logged above debug level")
+	}
 	now = now.Add(refusalLogEvery)
 	w.Printf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.9:7946")
 	if got := r.count(RefusedKey); got != 101 {
@@ -168,6 +179,11 @@ func TestRefusalLogRateLimit(t *testing.T) {
 	}
 	if got := r.count(RefusedUnencrypted); got != 1 {
 		t.Errorf("counted %d unencrypted refusals, want 1", got)
+	}
+	for _, x := range Refusals[iLabel:] {
+		if got := r.count(x); got != 0 {
+			t.Errorf("counted %d %s refusals, want 0", got, x)
+		}
 	}
 	if n := logs.count("gossip refused"); n != 3 {
 		t.Errorf("%d records, want 3 (two key, one unencrypted)", n)
