@@ -144,3 +144,39 @@ func TestMembershipStreamFlood(t *testing.T) {
 		waitView(t, m, 20*time.Second, "node-b joined after the flood", hasIDs("node-a", "node-b"))
 	}
 }
+
+// TestMembershipStreamSlots: streams from several sources share
+// maxStreams slots; a stream arriving while all are held waits at most
+// maxStreamWait and is refused; once the holders close, a member joins.
+func TestMembershipStreamSlots(t *testing.T) {
+	a := startNode(t, "node-a", withKey(testKey), func(o *Options) { o.Profile = ProfileLAN })
+	var held []net.Conn
+	// maxStreamsPerSource streams from each of three loopback addresses:
+	// 12 streams for 8 slots. Each sends only the header and holds.
+	for _, src := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
+		for range maxStreamsPerSource {
+			d := net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+			c, err := d.Dial("tcp", a.GossipAddr())
+			if err != nil {
+				t.Fatalf("dial from %s: %v", src, err)
+			}
+			t.Cleanup(func() { _ = c.Close() })
+			if _, err := c.Write([]byte{10, 0, 0, 1, 0}); err != nil {
+				t.Fatalf("write header: %v", err)
+			}
+			held = append(held, c)
+		}
+	}
+	want := uint64(len(held) - maxStreams)
+	waitRefused(t, a, RefusedStreams, want, 10*time.Second)
+	if got := a.Refused(RefusedStreams); got != want {
+		t.Errorf("refused %d streams, want %d (12 streams, %d slots)", got, want, maxStreams)
+	}
+	for _, c := range held {
+		_ = c.Close()
+	}
+	b := startNode(t, "node-b", withKey(testKey), withSeeds(a.GossipAddr()))
+	for _, m := range []*Membership{a, b} {
+		waitView(t, m, 20*time.Second, "node-b joined after the streams closed", hasIDs("node-a", "node-b"))
+	}
+}
