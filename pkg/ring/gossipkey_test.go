@@ -2,6 +2,7 @@ package ring
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"log"
@@ -196,7 +197,7 @@ func TestRefusalLogRateLimit(t *testing.T) {
 // TestParseKeyFile: the key file format, and errors that never show key
 // material.
 func TestParseKeyFile(t *testing.T) {
-	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{0xfe}, 32)
+	k1, k2 := testFileKey(1), testFileKey(2)
 	b1, b2 := base64.StdEncoding.EncodeToString(k1), base64.StdEncoding.EncodeToString(k2)
 	got, err := ParseKeyFile([]byte("# rotation: new key first\n" + b2 + "\r\n\n  " + b1 + "  \n"))
 	if err != nil || len(got) != 2 || !bytes.Equal(got[0], k2) || !bytes.Equal(got[1], k1) {
@@ -208,12 +209,16 @@ func TestParseKeyFile(t *testing.T) {
 		{"empty", "", "no key"},
 		{"comments only", "# nothing\n\n", "no key"},
 		{"16-byte key", short, "line 1 is 24 characters, want 44"},
-		{"raw bytes", string(k2), "line 1 is 32 characters, want 44"},
+		{"raw bytes", string(bytes.Repeat([]byte{0xfe}, KeySize)), "line 1 is 32 characters, want 44"},
 		{"33 bytes unpadded", unpadded, "not the standard base64 of 32 bytes"},
-		{"url alphabet", strings.ReplaceAll(strings.ReplaceAll(b2, "/", "_"), "+", "-"), "not the standard base64"},
+		{"url alphabet", "-_" + b2[2:], "not the standard base64"},
 		{"repeated", b1 + "\n" + b1, "line 2 repeats a key"},
 		{"too many", manyKeys(MaxKeys + 1), "more than 4 keys"},
 		{"huge", strings.Repeat("#", maxKeyFileSize+1), "larger than 4096 bytes"},
+		{"zero bytes", b1 + "\n" + base64.StdEncoding.EncodeToString(make([]byte, KeySize)), "line 2 is one byte repeated"},
+		{"one byte repeated", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfe}, KeySize)), "line 1 is one byte repeated"},
+		{"ascii ones", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("1"), KeySize)), "line 1 is one byte repeated"},
+		{"typed password", "\n" + base64.StdEncoding.EncodeToString([]byte("correct horse battery staple 12!")), "line 2 decodes to printable text"},
 	} {
 		_, err := ParseKeyFile([]byte(tt.file))
 		if !errors.Is(err, ErrBadKeyFile) || !strings.Contains(err.Error(), tt.msg) {
@@ -229,8 +234,10 @@ func TestParseKeyFile(t *testing.T) {
 // KeySize-byte keys that re-encode to lines of the input, or fails with
 // ErrBadKeyFile; never a panic.
 func FuzzParseKeyFile(f *testing.F) {
-	k := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))
-	for _, s := range []string{"", k, k + "\n", "# c\n" + k + "\n" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{4}, 32)),
+	k := base64.StdEncoding.EncodeToString(testFileKey(3))
+	for _, s := range []string{"", k, k + "\n", "# c\n" + k + "\n" + base64.StdEncoding.EncodeToString(testFileKey(4)),
+		base64.StdEncoding.EncodeToString(make([]byte, 32)), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("1"), 32)),
+		base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
 		base64.RawStdEncoding.EncodeToString(bytes.Repeat([]byte{5}, 33)), "====", strings.Repeat("A", 44), k + "\n" + k} {
 		f.Add([]byte(s))
 	}
@@ -248,6 +255,9 @@ func FuzzParseKeyFile(f *testing.F) {
 		for i, key := range keys {
 			if len(key) != KeySize || cap(key) != KeySize {
 				t.Fatalf("key %d: len %d cap %d", i, len(key), cap(key))
+			}
+			if weakKey(key) != "" {
+				t.Fatalf("key %d is weak: %s", i, weakKey(key))
 			}
 			if !bytes.Contains(b, []byte(base64.StdEncoding.EncodeToString(key))) {
 				t.Fatalf("key %d is not in the input", i)
@@ -274,11 +284,17 @@ func (h *testLog) count(sub string) int {
 	return n
 }
 
+// testFileKey is a fixed key that looks random: a key file accepts it.
+func testFileKey(i int) []byte {
+	k := sha256.Sum256([]byte{'k', 'e', 'y', byte(i)})
+	return k[:]
+}
+
 // manyKeys is a key file of n distinct keys.
 func manyKeys(n int) string {
 	var b strings.Builder
 	for i := range n {
-		b.WriteString(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(i + 1)}, KeySize)) + "\n")
+		b.WriteString(base64.StdEncoding.EncodeToString(testFileKey(i+1)) + "\n")
 	}
 	return b.String()
 }
