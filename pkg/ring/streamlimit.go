@@ -28,10 +28,14 @@ const (
 	// push/pull state is a few hundred bytes per member (metadata is at
 	// most memberlist.MetaMaxSize), so 4 MiB is thousands of members.
 	maxStreamBytes = 4 << 20
-	// maxStreamWait bounds how long a stream waits for a free slot when
-	// all are busy (never when its source is at its own limit); then it is
-	// closed. A legitimate peer retries at its next push/pull or join.
+	// maxStreamWait bounds how long a stream waits for a slot (all busy,
+	// or its source at its limit); then it is closed. A legitimate peer
+	// retries at its next push/pull or join.
 	maxStreamWait = time.Second
+	// maxStreamsWaiting bounds the streams waiting for a slot: one more is
+	// closed at once. Waiting streams wait side by side, so none holds up
+	// a stream that finds a slot free.
+	maxStreamsWaiting = 2 * maxStreams
 )
 
 // errStreamTooLarge is what a limited stream's Read returns past
@@ -40,8 +44,8 @@ var errStreamTooLarge = fmt.Errorf("ringcache: gossip stream larger than %d byte
 
 // limitedTransport is a memberlist.NetTransport whose incoming streams are
 // limited: at most maxStreams at once (maxStreamsPerSource from one IP), a
-// stream waits at most maxStreamWait for a slot, and memberlist reads at
-// most maxStreamBytes of each. memberlist sets TCPTimeout as the deadline
+// stream waits at most maxStreamWait for a slot (at most maxStreamsWaiting
+// wait), and memberlist reads at most maxStreamBytes of each. memberlist sets TCPTimeout as the deadline
 // of each stream it handles and closes it when done; closing releases the
 // slot, so no stream holds one longer than that.
 type limitedTransport struct {
@@ -55,6 +59,7 @@ type limitedTransport struct {
 
 	mu       sync.Mutex
 	inUse    int
+	waiting  int
 	bySource map[string]int
 	freed    chan struct{} // closed and replaced when a slot is released
 }
@@ -83,18 +88,22 @@ func (t *limitedTransport) StreamCh() <-chan net.Conn { return t.streams }
 func (t *limitedTransport) Shutdown() error {
 	var err error
 	t.stop.Do(func() {
-		close(t.done)
+		// The listeners first, while pump still takes what they accepted
+		// (a listener blocked handing over a stream would never return).
 		err = t.NetTransport.Shutdown()
+		close(t.done)
 		<-t.pumped
 	})
 	return err
 }
 
-// pump takes each stream the NetTransport accepted, gets it a slot or
-// closes it, and hands it to memberlist. Streams arriving while pump waits
-// for a slot queue in the listener's accept backlog: a bounded queue.
+// pump takes each stream the NetTransport accepted and hands it to
+// memberlist if it gets a slot at once; otherwise it waits for one beside
+// the pump, up to maxStreamsWaiting of them; beyond that it is closed.
 func (t *limitedTransport) pump() {
 	defer close(t.pumped)
+	var waiters sync.WaitGroup
+	defer waiters.Wait()
 	for {
 		var c net.Conn
 		select {
@@ -103,46 +112,92 @@ func (t *limitedTransport) pump() {
 			return
 		}
 		src := sourceIP(c.RemoteAddr())
-		why, ok := t.acquire(src)
-		if !ok {
-			_ = c.Close()
-			t.refuse(RefusedStreams, fmt.Sprintf("%s from=%s", why, c.RemoteAddr()))
-			continue
-		}
-		lc := &limitedConn{Conn: c, left: maxStreamBytes}
-		lc.release = func() { t.release(src) }
-		select {
-		case t.streams <- lc:
-		case <-t.done:
-			_ = lc.Close()
-			return
+		switch t.tryAcquire(src, true) {
+		case acquired:
+			t.handOff(c, src)
+		case waitFull:
+			t.reject(c, fmt.Sprintf("%d streams open and %d waiting", maxStreams, maxStreamsWaiting))
+		case mustWait:
+			waiters.Add(1)
+			go func() {
+				defer waiters.Done()
+				if why, ok := t.acquire(src); ok {
+					t.handOff(c, src)
+				} else {
+					t.reject(c, why)
+				}
+			}()
 		}
 	}
 }
 
-// acquire takes a slot for a stream from src, waiting at most t.wait when
-// all slots are busy. It returns why it did not.
+func (t *limitedTransport) reject(c net.Conn, why string) {
+	addr := c.RemoteAddr()
+	_ = c.Close()
+	t.refuse(RefusedStreams, fmt.Sprintf("%s from=%s", why, addr))
+}
+
+// handOff gives memberlist a stream holding a slot for src.
+func (t *limitedTransport) handOff(c net.Conn, src string) {
+	lc := &limitedConn{Conn: c, left: maxStreamBytes}
+	lc.release = func() { t.release(src) }
+	select {
+	case t.streams <- lc:
+	case <-t.done:
+		_ = lc.Close()
+	}
+}
+
+type acquireResult int
+
+const (
+	acquired acquireResult = iota
+	mustWait               // no slot now; the caller may wait
+	waitFull               // no slot and maxStreamsWaiting already wait
+)
+
+// tryAcquire takes a slot for a stream from src if one is free. With
+// enqueue, a stream that must wait is counted as waiting (acquire then
+// uncounts it).
+func (t *limitedTransport) tryAcquire(src string, enqueue bool) acquireResult {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.bySource[src] < maxStreamsPerSource && t.inUse < maxStreams {
+		t.inUse++
+		t.bySource[src]++
+		return acquired
+	}
+	if !enqueue {
+		return mustWait
+	}
+	if t.waiting >= maxStreamsWaiting {
+		return waitFull
+	}
+	t.waiting++
+	return mustWait
+}
+
+// acquire waits at most t.wait for a slot for a stream from src that
+// tryAcquire counted as waiting. It returns why it got none.
 func (t *limitedTransport) acquire(src string) (string, bool) {
+	defer func() {
+		t.mu.Lock()
+		t.waiting--
+		t.mu.Unlock()
+	}()
 	timer := time.NewTimer(t.wait)
 	defer timer.Stop()
 	for {
 		t.mu.Lock()
-		if t.bySource[src] >= maxStreamsPerSource {
-			t.mu.Unlock()
-			return fmt.Sprintf("%d streams from this source already open", maxStreamsPerSource), false
-		}
-		if t.inUse < maxStreams {
-			t.inUse++
-			t.bySource[src]++
-			t.mu.Unlock()
-			return "", true
-		}
 		freed := t.freed
 		t.mu.Unlock()
+		if t.tryAcquire(src, false) == acquired {
+			return "", true
+		}
 		select {
 		case <-freed:
 		case <-timer.C:
-			return fmt.Sprintf("%d streams already open for %v", maxStreams, t.wait), false
+			return fmt.Sprintf("no free stream slot within %v (%d open, at most %d from one source)", t.wait, maxStreams, maxStreamsPerSource), false
 		case <-t.done:
 			return "shutting down", false
 		}

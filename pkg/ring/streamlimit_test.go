@@ -77,9 +77,10 @@ func heapPeak(stop <-chan struct{}) <-chan uint64 {
 // TestMembershipStreamFlood: unauthenticated TCP streams to the gossip port
 // announcing 20 MiB of encrypted state and sending 19 MiB of garbage must
 // not grow the node's memory with their number. 20 such streams from one
-// address: the node accepts at most maxStreamsPerSource of them at a time,
-// reads at most maxStreamBytes of each, refuses the rest (counted), and a
-// member with the key still joins afterwards.
+// address: the node hands memberlist at most maxStreamsPerSource of them
+// at a time, the others wait (at most maxStreamsWaiting) or are closed,
+// memberlist reads at most maxStreamBytes of each, every one is refused
+// and counted, and a member with the key still joins afterwards.
 //
 // The memory bound is on the peak of the Go heap in use (HeapInuse, sampled
 // every 5 ms in this process, which runs the node), not on RSS: stream
@@ -134,9 +135,6 @@ func TestMembershipStreamFlood(t *testing.T) {
 	}
 	if n := refused.Load(); n < streams {
 		t.Errorf("%d of %d flooding streams refused and counted within 12 s", n, streams)
-	}
-	if a.Refused(Refusal("too_many_streams")) == 0 {
-		t.Errorf("no stream refused as too_many_streams")
 	}
 
 	b := startNode(t, "node-b", withKey(testKey), withSeeds(a.GossipAddr()))
