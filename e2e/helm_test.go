@@ -174,6 +174,15 @@ func TestHelmChart(t *testing.T) {
 				t.Errorf("helm template accepted --set %s", set)
 			}
 		}
+		// The CSI controller's Secret access cannot be widened to the
+		// gossip key, the token, or the whole release namespace.
+		for _, set := range []string{"csiController.provisionerSecretNames={ringcache-gossip-key}",
+			"csiController.provisionerSecretNames={ringcache-token}", "storageClass.create=true,storageClass.secretName=ringcache-volumes",
+			"csiController.extraSecretNamespaces={ringcache}"} {
+			if _, err := tryRun(nil, k.helm, "template", "ringcache", chartDir, "--namespace", "ringcache", "--set", set); err == nil {
+				t.Errorf("helm template accepted --set %s", set)
+			}
+		}
 		// The checks bite: an unknown field and a wrong type fail.
 		bad := filepath.Join(dir, "bad.yaml")
 		good, _ := os.ReadFile(filepath.Join(dir, "default.yaml"))
@@ -468,12 +477,11 @@ func testRBAC(t *testing.T, k kubeTools, c kwokCluster, ns string) {
 			{"create", "events", "", "inference", true}, {"patch", "events", "", "inference", true},
 			{"get", "leases.coordination.k8s.io", "", ns, true}, {"update", "leases.coordination.k8s.io", "", ns, true},
 			{"create", "leases.coordination.k8s.io", "", ns, true},
-			{"get", "secrets", "", ns, true}, // provisioner secret, by name
-			// Known gap (docs/helm.md, "Two credentials"): "by name" is any
-			// name, the gossip key's too. Flip this row when the Role lists
-			// the provisioner secrets.
-			{"get", "secrets/ringcache-gossip-key", "", ns, true},
-			// and no more:
+			{"get", "secrets/ringcache-meta-models", "", ns, true}, // the provisioner secret, by name
+			// and no more: not any name (the Role lists resourceNames), so
+			// not the gossip key, the token or the volumes Secret.
+			{"get", "secrets", "", ns, false}, {"get", "secrets/ringcache-gossip-key", "", ns, false},
+			{"get", "secrets/ringcache-token", "", ns, false}, {"get", "secrets/ringcache-volumes", "", ns, false},
 			{"list", "secrets", "", ns, false}, {"get", "secrets", "", "inference", false}, {"get", "secrets", "", "kube-system", false},
 			{"delete", "persistentvolumeclaims", "", "inference", false}, {"create", "persistentvolumeclaims", "", "inference", false},
 			{"create", "storageclasses.storage.k8s.io", "", "", false}, {"update", "volumeattachments.storage.k8s.io", "", "", false},

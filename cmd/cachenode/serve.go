@@ -106,6 +106,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	o.Logger = logger
+	warnLooseKeyFile(logger, f.gossipKeyFile)
 	// A node allocates a block-sized buffer per read; the default GOGC of
 	// 100 spends a quarter of the serving CPU in the collector. Blocks are
 	// short-lived, so trade some memory for CPU unless the operator chose.
@@ -167,6 +168,21 @@ func (f *serveFlags) options(environ []string) (node.Options, error) {
 		return o, err
 	}
 	return o, nil
+}
+
+// warnLooseKeyFile warns if the gossip key file may be read by its group
+// or others: anyone who reads it can join the ring and claim partitions.
+// It does not refuse such a file: the mode is the operator's (a Secret
+// volume with fsGroup is group-readable), the warning tells them.
+func warnLooseKeyFile(logger *slog.Logger, path string) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return // LoadKeyFile already read it; a race is not worth a warning
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		logger.Warn("gossip key file is readable by group or others: whoever reads it can join the ring; make it readable by the cache node only (chmod 600, or defaultMode 0400 on the Secret volume)",
+			"path", path, "mode", fmt.Sprintf("%#o", perm))
+	}
 }
 
 const volumeEnvPrefix = "RINGCACHE_VOLUME_"

@@ -403,7 +403,7 @@ func (n *Node) registerMetrics() error {
 	for _, r := range ring.Refusals {
 		cs = append(cs, prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "ringcache_gossip_refused_total", ConstLabels: prometheus.Labels{"reason": string(r)},
-			Help: "Incoming gossip messages refused before they were read, by reason: key (no gossip key of this node decrypts it), unencrypted, label, malformed.",
+			Help: "Incoming gossip messages refused before they were read, by reason: key (no gossip key of this node decrypts it), unencrypted, label, malformed, too_many_streams (stream closed unread: too many open), oversized (stream longer than 4 MiB before authentication).",
 		}, func() float64 { return float64(n.membership.Refused(r)) }))
 	}
 	cs = append(cs,

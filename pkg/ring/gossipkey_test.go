@@ -2,6 +2,7 @@ package ring
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"log"
@@ -139,7 +140,10 @@ func TestClassifyRefusal(t *testing.T) {
 		{"discarding packet with unacceptable label \"x\": from=10.0.0.9:7946", 2},
 		{"failed to receive and remove the stream label header: bad from=10.0.0.9:41234", 2},
 		{"failed to receive: remote node state is larger than limit (99999999) from=10.0.0.9:41234", 3},
-		{"Failed to send error: broken pipe from=10.0.0.9:41234", -1},
+		{"failed to receive: ringcache: gossip stream larger than 4194304 bytes from=10.0.0.9:41234", iOversized},
+		{"failed to receive: read tcp 10.0.0.1:7946->10.0.0.9:41234: i/o timeout from=10.0.0.9:41234", iMalformed},
+		{"Failed to send error: broken pipe from=10.0.0.9:41234", iFollowUp},
+		{"Failed to send error: write tcp 10.0.0.1:7946->10.0.0.9:41234: i/o timeout from=10.0.0.9:41234", iFollowUp},
 		{"Refuting a suspect message (from: node-b)", -1},
 		{"Stream connection from=10.0.0.9:41234", -1},
 	} {
@@ -161,6 +165,14 @@ func TestRefusalLogRateLimit(t *testing.T) {
 		w.Printf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.9:7946")
 	}
 	w.Printf("[ERR] memberlist: failed to receive: encryption is configured but remote state is not encrypted from=10.0.0.9:1")
+	// The follow-up of a refused stream: neither counted nor logged (one
+	// per flooding connection would bypass the limit).
+	for range 50 {
+		w.Printf("[ERR] memberlist: Failed to send error: write tcp 127.0.0.1:7946->127.0.0.1:4000: i/o timeout from=127.0.0.1:4000")
+	}
+	if logs.contains("Failed to send error") {
+		t.Error("\"Failed to send error\" logged above debug level")
+	}
 	now = now.Add(refusalLogEvery)
 	w.Printf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.9:7946")
 	if got := r.count(RefusedKey); got != 101 {
@@ -168,6 +180,11 @@ func TestRefusalLogRateLimit(t *testing.T) {
 	}
 	if got := r.count(RefusedUnencrypted); got != 1 {
 		t.Errorf("counted %d unencrypted refusals, want 1", got)
+	}
+	for _, x := range Refusals[iLabel:] {
+		if got := r.count(x); got != 0 {
+			t.Errorf("counted %d %s refusals, want 0", got, x)
+		}
 	}
 	if n := logs.count("gossip refused"); n != 3 {
 		t.Errorf("%d records, want 3 (two key, one unencrypted)", n)
@@ -180,7 +197,7 @@ func TestRefusalLogRateLimit(t *testing.T) {
 // TestParseKeyFile: the key file format, and errors that never show key
 // material.
 func TestParseKeyFile(t *testing.T) {
-	k1, k2 := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{0xfe}, 32)
+	k1, k2 := testFileKey(1), testFileKey(2)
 	b1, b2 := base64.StdEncoding.EncodeToString(k1), base64.StdEncoding.EncodeToString(k2)
 	got, err := ParseKeyFile([]byte("# rotation: new key first\n" + b2 + "\r\n\n  " + b1 + "  \n"))
 	if err != nil || len(got) != 2 || !bytes.Equal(got[0], k2) || !bytes.Equal(got[1], k1) {
@@ -192,12 +209,16 @@ func TestParseKeyFile(t *testing.T) {
 		{"empty", "", "no key"},
 		{"comments only", "# nothing\n\n", "no key"},
 		{"16-byte key", short, "line 1 is 24 characters, want 44"},
-		{"raw bytes", string(k2), "line 1 is 32 characters, want 44"},
+		{"raw bytes", string(bytes.Repeat([]byte{0xfe}, KeySize)), "line 1 is 32 characters, want 44"},
 		{"33 bytes unpadded", unpadded, "not the standard base64 of 32 bytes"},
-		{"url alphabet", strings.ReplaceAll(strings.ReplaceAll(b2, "/", "_"), "+", "-"), "not the standard base64"},
+		{"url alphabet", "-_" + b2[2:], "not the standard base64"},
 		{"repeated", b1 + "\n" + b1, "line 2 repeats a key"},
 		{"too many", manyKeys(MaxKeys + 1), "more than 4 keys"},
 		{"huge", strings.Repeat("#", maxKeyFileSize+1), "larger than 4096 bytes"},
+		{"zero bytes", b1 + "\n" + base64.StdEncoding.EncodeToString(make([]byte, KeySize)), "line 2 is one byte repeated"},
+		{"one byte repeated", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{0xfe}, KeySize)), "line 1 is one byte repeated"},
+		{"ascii ones", base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("1"), KeySize)), "line 1 is one byte repeated"},
+		{"typed password", "\n" + base64.StdEncoding.EncodeToString([]byte("correct horse battery staple 12!")), "line 2 decodes to printable text"},
 	} {
 		_, err := ParseKeyFile([]byte(tt.file))
 		if !errors.Is(err, ErrBadKeyFile) || !strings.Contains(err.Error(), tt.msg) {
@@ -213,8 +234,10 @@ func TestParseKeyFile(t *testing.T) {
 // KeySize-byte keys that re-encode to lines of the input, or fails with
 // ErrBadKeyFile; never a panic.
 func FuzzParseKeyFile(f *testing.F) {
-	k := base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{3}, 32))
-	for _, s := range []string{"", k, k + "\n", "# c\n" + k + "\n" + base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{4}, 32)),
+	k := base64.StdEncoding.EncodeToString(testFileKey(3))
+	for _, s := range []string{"", k, k + "\n", "# c\n" + k + "\n" + base64.StdEncoding.EncodeToString(testFileKey(4)),
+		base64.StdEncoding.EncodeToString(make([]byte, 32)), base64.StdEncoding.EncodeToString(bytes.Repeat([]byte("1"), 32)),
+		base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef")),
 		base64.RawStdEncoding.EncodeToString(bytes.Repeat([]byte{5}, 33)), "====", strings.Repeat("A", 44), k + "\n" + k} {
 		f.Add([]byte(s))
 	}
@@ -232,6 +255,9 @@ func FuzzParseKeyFile(f *testing.F) {
 		for i, key := range keys {
 			if len(key) != KeySize || cap(key) != KeySize {
 				t.Fatalf("key %d: len %d cap %d", i, len(key), cap(key))
+			}
+			if weakKey(key) != "" {
+				t.Fatalf("key %d is weak: %s", i, weakKey(key))
 			}
 			if !bytes.Contains(b, []byte(base64.StdEncoding.EncodeToString(key))) {
 				t.Fatalf("key %d is not in the input", i)
@@ -258,11 +284,17 @@ func (h *testLog) count(sub string) int {
 	return n
 }
 
+// testFileKey is a fixed key that looks random: a key file accepts it.
+func testFileKey(i int) []byte {
+	k := sha256.Sum256([]byte{'k', 'e', 'y', byte(i)})
+	return k[:]
+}
+
 // manyKeys is a key file of n distinct keys.
 func manyKeys(n int) string {
 	var b strings.Builder
 	for i := range n {
-		b.WriteString(base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{byte(i + 1)}, KeySize)) + "\n")
+		b.WriteString(base64.StdEncoding.EncodeToString(testFileKey(i+1)) + "\n")
 	}
 	return b.String()
 }

@@ -65,6 +65,10 @@ func ParseKeyFile(b []byte) ([][]byte, error) {
 			return nil, fmt.Errorf("%w: line %d is not the standard base64 of %d bytes (%s)", ErrBadKeyFile, n+1, KeySize, GenerateKeyHint)
 		}
 		key = key[:KeySize:KeySize]
+		if why := weakKey(key); why != "" {
+			clear(key)
+			return nil, fmt.Errorf("%w: line %d %s, not random bytes (%s)", ErrBadKeyFile, n+1, why, GenerateKeyHint)
+		}
 		for _, k := range keys {
 			if bytes.Equal(k, key) {
 				return nil, fmt.Errorf("%w: line %d repeats a key", ErrBadKeyFile, n+1)
@@ -76,6 +80,25 @@ func ParseKeyFile(b []byte) ([][]byte, error) {
 		return nil, fmt.Errorf("%w: no key (%s)", ErrBadKeyFile, GenerateKeyHint)
 	}
 	return keys, nil
+}
+
+// weakKey says why key is not random bytes, or "". Both hold for random
+// bytes with a probability below 1e-13: 32 bytes all equal (a key of zero
+// bytes, or one character typed 32 times), or all printable ASCII (the
+// base64 of a typed password or text rather than of random bytes).
+func weakKey(key []byte) string {
+	if len(key) == 0 {
+		return "is empty"
+	}
+	if bytes.Count(key, key[:1]) == len(key) {
+		return "is one byte repeated"
+	}
+	for _, c := range key {
+		if c < 0x20 || c > 0x7e {
+			return ""
+		}
+	}
+	return "decodes to printable text (a typed password?)"
 }
 
 // LoadKeyFile reads and parses a gossip key file.

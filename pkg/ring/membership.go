@@ -289,8 +289,16 @@ func Start(ctx context.Context, o Options) (*Membership, error) {
 	c.Conflict = (*conflictDelegate)(m)
 	c.Logger = log.New(slogWriter{log: m.log.With("component", "memberlist"), refusals: m.refusals}, "", 0)
 
+	// Incoming streams limited (streamlimit.go): unauthenticated
+	// connections must not grow memory with their number.
+	tr, err := listenGossip(c, func(r Refusal, detail string) { m.refusals.refuse(m.log, r, detail) })
+	if err != nil {
+		m.stop()
+		return nil, fmt.Errorf("ring: start gossip on %s: %w", net.JoinHostPort(o.BindAddr, strconv.Itoa(o.BindPort)), err)
+	}
 	ml, err := memberlist.Create(c)
 	if err != nil {
+		_ = tr.Shutdown()
 		m.stop()
 		return nil, fmt.Errorf("ring: start gossip on %s: %w", net.JoinHostPort(o.BindAddr, strconv.Itoa(o.BindPort)), err)
 	}

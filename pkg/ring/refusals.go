@@ -24,10 +24,32 @@ const (
 	// RefusedMalformed: another failure to receive a stream (truncated,
 	// oversized, undecodable).
 	RefusedMalformed Refusal = "malformed"
+	// RefusedStreams: a TCP stream closed unread because too many streams
+	// were open, from its source or in all (streamlimit.go).
+	RefusedStreams Refusal = "too_many_streams"
+	// RefusedOversized: a TCP stream longer than maxStreamBytes before
+	// it could be authenticated.
+	RefusedOversized Refusal = "oversized"
 )
 
 // Refusals lists every Refusal, for metrics.
-var Refusals = []Refusal{RefusedKey, RefusedUnencrypted, RefusedLabel, RefusedMalformed}
+var Refusals = [...]Refusal{RefusedKey, RefusedUnencrypted, RefusedLabel, RefusedMalformed, RefusedStreams, RefusedOversized}
+
+// Indexes in Refusals, as classifyRefusal returns them.
+const (
+	iKey = iota
+	iUnencrypted
+	iLabel
+	iMalformed
+	iStreams
+	iOversized
+	nRefusals
+
+	// iFollowUp: a line memberlist logs after a refusal it already
+	// logged, about the same stream (its error reply could not be sent).
+	// It is not counted again, and not logged above debug level.
+	iFollowUp = -2
+)
 
 // refusalLogEvery bounds the "gossip refused" log lines: at most one per
 // reason per interval, with the number left out since the last one. A peer
@@ -39,36 +61,42 @@ const refusalLogEvery = 10 * time.Second
 // hashicorp/memberlist v0.7.0 (TestRefusalsCounted pins them by refusing
 // real gossip: an upgrade that changes them fails that test).
 type refusals struct {
-	counts [4]atomic.Uint64 // by index in Refusals
+	counts [nRefusals]atomic.Uint64 // by index in Refusals
 
 	mu         sync.Mutex
-	lastLog    [4]time.Time
-	suppressed [4]uint64
+	lastLog    [nRefusals]time.Time
+	suppressed [nRefusals]uint64
 	now        func() time.Time
 }
 
 func newRefusals() *refusals { return &refusals{now: time.Now} }
 
 // classifyRefusal maps a memberlist log message (level and "memberlist: "
-// prefix stripped) to the index of its Refusal, or -1.
+// prefix stripped) to the index of its Refusal, iFollowUp, or -1.
 func classifyRefusal(msg []byte) int {
 	switch {
 	case bytes.HasPrefix(msg, []byte("Decrypt packet failed")):
-		return 0
+		return iKey
+	case bytes.HasPrefix(msg, []byte("Failed to send error:")):
+		// After "failed to receive": the reply to a refused stream,
+		// which a flooding sender does not read (i/o timeout).
+		return iFollowUp
 	case bytes.HasPrefix(msg, []byte("discarding stream with unacceptable label")),
 		bytes.HasPrefix(msg, []byte("discarding packet with unacceptable label")),
 		bytes.HasPrefix(msg, []byte("failed to receive and remove the stream label header")),
 		bytes.HasPrefix(msg, []byte("unexpected double stream label header")),
 		bytes.HasPrefix(msg, []byte("unexpected double packet label header")):
-		return 2
+		return iLabel
 	case bytes.HasPrefix(msg, []byte("failed to receive:")):
 		switch {
 		case bytes.Contains(msg, []byte("remote state is not encrypted")):
-			return 1
+			return iUnencrypted
+		case bytes.Contains(msg, []byte(errStreamTooLarge.Error())):
+			return iOversized
 		case bytes.Contains(msg, []byte("decrypt")), bytes.Contains(msg, []byte("encryption")):
-			return 0
+			return iKey
 		}
-		return 3
+		return iMalformed
 	}
 	return -1
 }
@@ -78,16 +106,36 @@ func classifyRefusal(msg []byte) int {
 // line).
 func (r *refusals) observe(log *slog.Logger, msg []byte) bool {
 	i := classifyRefusal(msg)
+	if i == iFollowUp {
+		log.Debug("gossip refused, follow-up", "detail", string(msg))
+		return true
+	}
 	if i < 0 {
 		return false
 	}
+	r.record(log, i, string(msg))
+	return true
+}
+
+// refuse counts and logs, rate-limited, a refusal of this package's own
+// (not one memberlist logged).
+func (r *refusals) refuse(log *slog.Logger, reason Refusal, detail string) {
+	for i, x := range Refusals {
+		if x == reason {
+			r.record(log, i, detail)
+			return
+		}
+	}
+}
+
+func (r *refusals) record(log *slog.Logger, i int, msg string) {
 	r.counts[i].Add(1)
 	r.mu.Lock()
 	now := r.now()
 	if !r.lastLog[i].IsZero() && now.Sub(r.lastLog[i]) < refusalLogEvery {
 		r.suppressed[i]++
 		r.mu.Unlock()
-		return true
+		return
 	}
 	r.lastLog[i] = now
 	suppressed := r.suppressed[i]
@@ -95,9 +143,8 @@ func (r *refusals) observe(log *slog.Logger, msg []byte) bool {
 	r.mu.Unlock()
 	// The message holds memberlist's error and the sender's address
 	// ("from=ip:port"), never key material.
-	log.Warn("gossip refused", "reason", string(Refusals[i]), "detail", string(msg),
+	log.Warn("gossip refused", "reason", string(Refusals[i]), "detail", msg,
 		"suppressed_since_last", suppressed)
-	return true
 }
 
 func (r *refusals) count(reason Refusal) uint64 {
