@@ -224,6 +224,8 @@ func Resolve(ctx context.Context, m meta.Meta, format *meta.Format, paths []stri
 		dirs:       make(map[meta.Ino]int),
 		inodes:     make(map[meta.Ino][]Block),
 		seen:       make(map[string]bool),
+		links:      make(map[linkKey]*resolvedLink),
+		maxLookups: maxResolveLookups,
 		res:        &Resolution{Files: []FileBlocks{}, Blocks: []Block{}, Paths: make([]PathResolution, 0, len(paths)), Skipped: []SkippedLink{}},
 	}
 	for i, parts := range cleaned {
@@ -274,6 +276,10 @@ type resolver struct {
 	inodes  map[meta.Ino][]Block // blocks of files already read (hard links)
 	seen    map[string]bool      // keys of the blocks in res.Blocks
 	res     *Resolution
+
+	links      map[linkKey]*resolvedLink // symlinks resolved
+	lookups    int                       // Lookup and ReadLink calls made
+	maxLookups int                       // and the most allowed
 }
 
 // errVanished marks a file or directory removed while Resolve walked.
