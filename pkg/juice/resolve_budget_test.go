@@ -152,3 +152,17 @@ func TestResolveBudget(t *testing.T) {
 	}
 	t.Logf("budget 500: %d lookups: %v", n, err)
 }
+
+// TestResolveErrorsClipNames: errors quote names from the volume clipped
+// to MaxQuotedName bytes, so a 4096-byte target full of bytes that
+// quoting expands makes a short error.
+func TestResolveErrorsClipNames(t *testing.T) {
+	v := newMemVolume(t, 1024, false)
+	long := strings.Repeat("\x1b", juice.MaxSymlinkTarget)
+	v.symlink(meta.RootInode, "l", long)
+	_, err := juice.Resolve(context.Background(), v.ro, v.format, []string{"/l"})
+	if !errors.Is(err, juice.ErrPathNotFound) || len(err.Error()) > 4*(4*juice.MaxQuotedName+8)+200 || !strings.Contains(err.Error(), `\x1b\x1b"…`) || strings.Contains(err.Error(), "\x1b") {
+		t.Fatalf("%d bytes: %.600q", len(err.Error()), err)
+	}
+	t.Logf("%d bytes (target %d bytes)", len(err.Error()), len(long))
+}

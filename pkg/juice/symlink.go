@@ -3,7 +3,9 @@ package juice
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxSymlinkHops is the most symlinks Resolve follows to resolve one path
@@ -126,6 +128,24 @@ func checkSymlinkTarget(target string) error {
 		return fmt.Errorf("%w: holds a NUL byte", ErrSymlinkTarget)
 	}
 	return nil
+}
+
+// MaxQuotedName is the most bytes of a name from the volume (a path, a
+// symlink target) an error quotes; a longer one is cut, its quote followed
+// by "…". Names are quoted as Go strings, so control characters never
+// reach a reader raw.
+const MaxQuotedName = 256
+
+// qn quotes a name from the volume for an error (see MaxQuotedName).
+func qn(s string) string {
+	if len(s) <= MaxQuotedName {
+		return strconv.Quote(s)
+	}
+	n := MaxQuotedName
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strconv.Quote(s[:n]) + "…"
 }
 
 // within tells whether the clean absolute path p is root or below it.
