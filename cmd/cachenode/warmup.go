@@ -369,8 +369,12 @@ func detach(fs *flag.FlagSet, f *warmupFlags, plan *prefetch.Plan, stdout io.Wri
 // "/models/m/latest -> /models/m/v2" line each, and warns of the symlinks
 // skipped in the trees.
 func printResolution(w io.Writer, plan *prefetch.Plan) {
-	for _, l := range plan.Links() {
-		fmt.Fprintln(w, l)
+	// Every name printed comes from the volume: termSafe keeps escape
+	// sequences in it off the terminal.
+	for _, r := range plan.Resolved {
+		if r.Followed() {
+			fmt.Fprintf(w, "%s -> %s\n", termSafe(r.Path), termSafe(r.Resolved))
+		}
 	}
 	if plan.SkippedLinks == 0 {
 		return
@@ -385,7 +389,7 @@ func printResolution(w io.Writer, plan *prefetch.Plan) {
 		if i == maxShown {
 			break
 		}
-		fmt.Fprintf(w, "  %s -> %s: %s\n", s.Link, s.Target, s.Reason)
+		fmt.Fprintf(w, "  %s -> %s: %s\n", termSafe(s.Link), termSafe(s.Target), termSafe(s.Reason))
 	}
 	if n := plan.SkippedLinks - min(len(plan.Skipped), maxShown); n > 0 {
 		fmt.Fprintf(w, "  ... and %d more\n", n)
@@ -564,7 +568,7 @@ func printCheck(w io.Writer, c *prefetch.CheckResult) {
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "FILE\tSIZE\tBLOCKS\tCACHED\t")
 	for _, f := range c.PerFile {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.1f%%\t\n", f.Path, bytesize.Format(f.Size), f.CachedBlocks, f.Blocks, f.Percent)
+		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.1f%%\t\n", termSafe(f.Path), bytesize.Format(f.Size), f.CachedBlocks, f.Blocks, f.Percent)
 	}
 	tw.Flush()
 }

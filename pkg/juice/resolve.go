@@ -169,14 +169,20 @@ const MaxSkippedLinks = 100
 //
 // Symlinks in a path given are followed, at any component, the last one
 // included, as open(2) would: "/models/m/latest" with latest -> v2 resolves
-// to "/models/m/v2" (see ResolveSymlinkTarget for how a target is read:
-// lexically, from the link's directory or, when absolute, from the
-// volume's root). A symlink that is dangling is an error wrapping
-// ErrPathNotFound, one whose target climbs above the volume's root one
-// wrapping ErrSymlinkOutside, more than MaxSymlinkHops symlinks for one path
-// (a loop) one wrapping ErrSymlinkLoop, and a target that names no path
-// one wrapping ErrSymlinkTarget; each names the path, the symlink and its
-// target. Resolution.Paths tells where each path led.
+// to "/models/m/v2". A target is read from the link's directory or, when
+// absolute, from the volume's root, component by component: a symlink among
+// its components is followed before the next one, and ".." goes to the
+// parent of the directory actually reached (physically, as the kernel does;
+// only the paths given are cleaned lexically, before any lookup). A symlink
+// that is dangling is an error wrapping ErrPathNotFound, one whose target
+// climbs above the volume's root one wrapping ErrSymlinkOutside, more than
+// MaxSymlinkHops symlinks or MaxPathComponents components walked for one
+// path one wrapping ErrSymlinkLoop, and a target that names no path one
+// wrapping ErrSymlinkTarget; each names the path, the symlink and its
+// target (quoted, cut to MaxQuotedName bytes). A call needing more than
+// MaxResolveLookups metadata lookups fails with ErrResolveBudget. Symlinks
+// resolved are remembered for the rest of the call. Resolution.Paths tells
+// where each path led.
 //
 // Symlinks found in a directory being walked are resolved the same way and
 // followed only when they lead inside the tree being walked (the directory
@@ -224,6 +230,8 @@ func Resolve(ctx context.Context, m meta.Meta, format *meta.Format, paths []stri
 		dirs:       make(map[meta.Ino]int),
 		inodes:     make(map[meta.Ino][]Block),
 		seen:       make(map[string]bool),
+		links:      make(map[linkKey]*resolvedLink),
+		maxLookups: maxResolveLookups,
 		res:        &Resolution{Files: []FileBlocks{}, Blocks: []Block{}, Paths: make([]PathResolution, 0, len(paths)), Skipped: []SkippedLink{}},
 	}
 	for i, parts := range cleaned {
@@ -274,6 +282,10 @@ type resolver struct {
 	inodes  map[meta.Ino][]Block // blocks of files already read (hard links)
 	seen    map[string]bool      // keys of the blocks in res.Blocks
 	res     *Resolution
+
+	links      map[linkKey]*resolvedLink // symlinks resolved
+	lookups    int                       // Lookup and ReadLink calls made
+	maxLookups int                       // and the most allowed
 }
 
 // errVanished marks a file or directory removed while Resolve walked.

@@ -3,7 +3,9 @@ package juice
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxSymlinkHops is the most symlinks Resolve follows to resolve one path
@@ -16,7 +18,27 @@ const MaxSymlinkHops = 40
 // ErrSymlinkTarget.
 const MaxSymlinkTarget = 4096
 
+// MaxPathComponents is the most path components Resolve walks for one
+// path, across the targets of every symlink it goes through (each
+// component looked up, and each ".." taken, counts). More is an error
+// wrapping ErrSymlinkLoop: 40 hops of 4096-byte targets could otherwise
+// cost 80000 lookups for a single path.
+const MaxPathComponents = 4096
+
+// MaxResolveLookups is the most metadata lookups (Lookup and ReadLink
+// calls, made resolving paths and the symlinks they reach) one Resolve
+// call makes; one more is an error wrapping ErrResolveBudget. Directory
+// listings and chunk reads are not counted: they are bounded by the size
+// of the trees walked.
+const MaxResolveLookups = 1 << 17
+
+// maxResolveLookups is MaxResolveLookups, lowered by tests.
+var maxResolveLookups = MaxResolveLookups
+
 var (
+	// ErrResolveBudget is returned (wrapped, naming the path) when a
+	// Resolve call needs more than MaxResolveLookups metadata lookups.
+	ErrResolveBudget = errors.New("resolve budget exceeded")
 	// ErrSymlinkLoop is returned (wrapped, naming the path and the last
 	// symlink) when resolving a path takes more than MaxSymlinkHops
 	// symlinks: a loop, or a chain too long to be one a reader follows.
@@ -49,6 +71,11 @@ var (
 //
 // Where the result leads is for the caller to find out: its components may
 // be symlinks themselves, or missing.
+//
+// This is not how Resolve follows a symlink: it walks a target's
+// components physically, following symlinks among them before a ".."
+// (see Resolve). The two agree when no component of dir and target is a
+// symlink; ResolveSymlinkTarget is what a target means read as text.
 func ResolveSymlinkTarget(dir, target string) (string, error) {
 	dparts, err := splitVolumePath(dir)
 	if err != nil {
@@ -65,13 +92,8 @@ func ResolveSymlinkTarget(dir, target string) (string, error) {
 // components of the link's directory (clean), and the result is a new
 // slice.
 func symlinkTargetParts(dir []string, target string) ([]string, error) {
-	switch {
-	case target == "":
-		return nil, fmt.Errorf("%w: empty", ErrSymlinkTarget)
-	case len(target) > MaxSymlinkTarget:
-		return nil, fmt.Errorf("%w: %d bytes, longer than %d", ErrSymlinkTarget, len(target), MaxSymlinkTarget)
-	case strings.IndexByte(target, 0) >= 0:
-		return nil, fmt.Errorf("%w: holds a NUL byte", ErrSymlinkTarget)
+	if err := checkSymlinkTarget(target); err != nil {
+		return nil, err
 	}
 	var parts []string
 	if !strings.HasPrefix(target, "/") {
@@ -91,6 +113,39 @@ func symlinkTargetParts(dir []string, target string) ([]string, error) {
 		}
 	}
 	return parts, nil
+}
+
+// checkSymlinkTarget returns an error wrapping ErrSymlinkTarget for a
+// target that names no path: empty, longer than MaxSymlinkTarget, or
+// holding a NUL byte.
+func checkSymlinkTarget(target string) error {
+	switch {
+	case target == "":
+		return fmt.Errorf("%w: empty", ErrSymlinkTarget)
+	case len(target) > MaxSymlinkTarget:
+		return fmt.Errorf("%w: %d bytes, longer than %d", ErrSymlinkTarget, len(target), MaxSymlinkTarget)
+	case strings.IndexByte(target, 0) >= 0:
+		return fmt.Errorf("%w: holds a NUL byte", ErrSymlinkTarget)
+	}
+	return nil
+}
+
+// MaxQuotedName is the most bytes of a name from the volume (a path, a
+// symlink target) an error quotes; a longer one is cut, its quote followed
+// by "…". Names are quoted as Go strings, so control characters never
+// reach a reader raw.
+const MaxQuotedName = 256
+
+// qn quotes a name from the volume for an error (see MaxQuotedName).
+func qn(s string) string {
+	if len(s) <= MaxQuotedName {
+		return strconv.Quote(s)
+	}
+	n := MaxQuotedName
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return strconv.Quote(s[:n]) + "…"
 }
 
 // within tells whether the clean absolute path p is root or below it.

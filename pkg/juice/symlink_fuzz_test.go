@@ -9,10 +9,13 @@ import (
 	"github.com/ringcache/ringcache/pkg/juice"
 )
 
-// FuzzResolveSymlinkTarget checks the lexical resolution of symlink
-// targets: a result is clean, absolute and free of "..", equals what
-// path.Join makes of the same directory and target, and never comes from a
-// target that climbs above the root; refusals carry a sentinel.
+// FuzzResolveSymlinkTarget checks the checks on symlink targets (empty,
+// too long, NUL: refused with ErrSymlinkTarget, as Resolve refuses them)
+// and their lexical reading, which is what Resolve's physical walk gives
+// when no component is a symlink: a result is clean, absolute and free of
+// "..", equals what path.Join makes of the same directory and target, and
+// never comes from a target that climbs above the root; refusals carry a
+// sentinel.
 func FuzzResolveSymlinkTarget(f *testing.F) {
 	for _, s := range [][2]string{
 		{"/models/m", "v2"},

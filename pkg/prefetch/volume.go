@@ -33,11 +33,11 @@ func IsInputError(err error) bool {
 
 // IsPathError tells whether err from NewPlan or PlanVolume is about a path:
 // missing or malformed, through a symlink that dangles, loops or leads out
-// of the volume, or matching no file.
+// of the volume, too costly to resolve (ErrResolveBudget), or matching no file.
 func IsPathError(err error) bool {
 	return errors.Is(err, juice.ErrPathNotFound) || errors.Is(err, juice.ErrInvalidPath) ||
 		errors.Is(err, juice.ErrSymlinkLoop) || errors.Is(err, juice.ErrSymlinkOutside) ||
-		errors.Is(err, juice.ErrSymlinkTarget) || errors.Is(err, ErrNoFiles)
+		errors.Is(err, juice.ErrSymlinkTarget) || errors.Is(err, juice.ErrResolveBudget) || errors.Is(err, ErrNoFiles)
 }
 
 // PlanVolume checks that the ring serves volume and that metaURL is its

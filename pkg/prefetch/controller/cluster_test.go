@@ -155,7 +155,7 @@ func TestWarmupWarmsRealCacheNodes(t *testing.T) {
 	}
 	got = waitPhase(t, c, client.ObjectKeyFromObject(latest), v1alpha1.PhaseSucceeded, 3*time.Minute)
 	if st := got.Status; st.BlocksTotal != int64(len(model.Blocks)) || st.CachedBlocks != st.BlocksTotal || st.BytesTotal != model.Bytes ||
-		st.FilesTotal != int64(len(model.Files)) || !strings.Contains(st.Message, "/llama-latest -> /llama") {
+		st.FilesTotal != int64(len(model.Files)) || !strings.Contains(st.Message, `"/llama-latest" -> "/llama"`) {
 		t.Errorf("latest -> llama: status = %+v; want the %d blocks of /llama, all cached", st, len(model.Blocks))
 	}
 	for name, tc := range map[string]struct{ path, msg string }{

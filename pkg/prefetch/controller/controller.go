@@ -315,9 +315,25 @@ func (r *Reconciler) setCondition(w *v1alpha1.Warmup, typ string, status metav1.
 // writeStatus writes w's status if it changed from old (optimistically:
 // a conflict is returned and the reconcile retried).
 func (r *Reconciler) writeStatus(ctx context.Context, w *v1alpha1.Warmup, old *v1alpha1.WarmupStatus) error {
+	boundMessages(&w.Status)
 	if equality.Semantic.DeepEqual(&w.Status, old) {
 		return nil
 	}
+	return r.putStatus(ctx, w)
+}
+
+// putStatus writes w's status, its messages bounded (boundMessages). If
+// the API server refuses it as invalid anyway, it is written again with
+// minimal messages, so that a phase change (a run ending) is never lost
+// to a message: a Warmup left Running would never run again.
+func (r *Reconciler) putStatus(ctx context.Context, w *v1alpha1.Warmup) error {
+	boundMessages(&w.Status)
+	err := r.client.Status().Update(ctx, w)
+	if !apierrors.IsInvalid(err) {
+		return err
+	}
+	r.log.Error(err, "status refused; writing it with minimal messages", "warmup", client.ObjectKeyFromObject(w), "message", w.Status.Message)
+	minimalMessages(&w.Status)
 	return r.client.Status().Update(ctx, w)
 }
 
@@ -332,7 +348,7 @@ func (r *Reconciler) updateStatus(ctx context.Context, key types.NamespacedName,
 		if !mutate(&w) {
 			return nil
 		}
-		return r.client.Status().Update(ctx, &w)
+		return r.putStatus(ctx, &w)
 	})
 }
 

@@ -43,13 +43,15 @@ type Outcome struct {
 }
 
 // Summary describes the paths of the outcome in a few words for a status
-// message: those that went through symlinks, as "/models/m/latest ->
-// /models/m/v2", and the symlinks skipped. "" if there is nothing to say.
+// message: those that went through symlinks, as "/models/m/latest" ->
+// "/models/m/v2", and the symlinks skipped. "" if there is nothing to say.
+// Names from the volume are quoted and clipped (see quoteName), and the
+// whole stays within MaxMessage bytes.
 func (o *Outcome) Summary() string {
 	var parts []string
 	for _, r := range o.Resolved {
 		if r.Followed() {
-			parts = append(parts, r.Path+" -> "+r.Resolved)
+			parts = append(parts, quoteName(r.Path)+" -> "+quoteName(r.Resolved))
 		}
 	}
 	const maxLinks = 5 // the message stays short; the log has them all
@@ -60,11 +62,11 @@ func (o *Outcome) Summary() string {
 		s := fmt.Sprintf("%d symlinks skipped", o.SkippedLinks)
 		if len(o.Skipped) > 0 {
 			f := o.Skipped[0]
-			s += fmt.Sprintf(" (first: %s -> %s: %s)", f.Link, f.Target, f.Reason)
+			s += fmt.Sprintf(" (first: %s -> %s: %s)", quoteName(f.Link), quoteName(f.Target), clip(strings.ToValidUTF8(f.Reason, "\uFFFD"), 2*maxQuoted))
 		}
 		parts = append(parts, s)
 	}
-	return strings.Join(parts, "; ")
+	return clip(strings.Join(parts, "; "), MaxMessage)
 }
 
 // Warmer runs warm-ups. Warm reports progress to onProgress while it runs
