@@ -3,12 +3,9 @@ package cluster
 import (
 	"bufio"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -119,26 +116,7 @@ func (m *Mount) LogTail(max int) string {
 // Metric sums a metric's samples whose label text contains match, from the
 // mount's ring metrics.
 func (m *Mount) Metric(name, match string) (float64, error) {
-	resp, err := http.Get("http://" + m.MetricsAddr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(line, name+"{") || !strings.Contains(line, match) {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err == nil {
-			sum += v
-		}
-	}
-	return sum, nil
+	return scrapeMetric(m.MetricsAddr, name, match)
 }
 
 // IsFUSEMount reports whether dir is a FUSE mount point.

@@ -3,12 +3,10 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -192,24 +190,5 @@ func (e *Env) StartNodes(ctx context.Context, count int, args ...string) ([]*Nod
 // Metric sums a metric's samples whose label text contains match, from the
 // node's /metrics.
 func (n *Node) Metric(name, match string) (float64, error) {
-	resp, err := http.Get("http://" + n.HTTPAddr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return 0, err
-	}
-	var sum float64
-	for _, line := range strings.Split(string(b), "\n") {
-		if line != name && !strings.HasPrefix(line, name+" ") && !strings.HasPrefix(line, name+"{") || !strings.Contains(line, match) {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err == nil {
-			sum += v
-		}
-	}
-	return sum, nil
+	return scrapeMetric(n.HTTPAddr, name, match)
 }
