@@ -1,11 +1,9 @@
 package juicetest
 
 import (
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"path"
 
 	"github.com/juicedata/juicefs/pkg/meta"
 	"github.com/juicedata/juicefs/pkg/vfs"
@@ -120,14 +118,9 @@ func textBytes(r *rand.Rand, pass, length int) []byte {
 // open-truncate-close) pass, so that every pass commits its own slices.
 func (w *Writer) WritePasses(p string, passes []Pass) error {
 	ctx := meta.Background()
-	if dir := path.Dir(p); dir != "/" {
-		if e := w.fs.MkdirAll(ctx, dir, 0o755, 0); e != 0 && !errors.Is(e, os.ErrExist) {
-			return fmt.Errorf("juicetest: mkdir %s: %w", dir, e)
-		}
-	}
-	f, e := w.fs.Create(ctx, p, 0o644, 0)
-	if e != 0 {
-		return fmt.Errorf("juicetest: create %s: %w", p, e)
+	f, err := w.create(ctx, p)
+	if err != nil {
+		return err
 	}
 	if e := f.Close(ctx); e != 0 {
 		return fmt.Errorf("juicetest: close %s: %w", p, e)

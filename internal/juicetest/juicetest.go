@@ -162,14 +162,9 @@ func OpenWriter(ctx context.Context, metaURL string) (*Writer, error) {
 // directories.
 func (w *Writer) WriteFile(p string, data []byte) error {
 	ctx := meta.Background()
-	if dir := path.Dir(p); dir != "/" {
-		if e := w.fs.MkdirAll(ctx, dir, 0o755, 0); e != 0 && !errors.Is(e, os.ErrExist) {
-			return fmt.Errorf("juicetest: mkdir %s: %w", dir, e)
-		}
-	}
-	f, e := w.fs.Create(ctx, p, 0o644, 0)
-	if e != 0 {
-		return fmt.Errorf("juicetest: create %s: %w", p, e)
+	f, err := w.create(ctx, p)
+	if err != nil {
+		return err
 	}
 	for off := 0; off < len(data); {
 		n, e := f.Write(ctx, data[off:])
@@ -188,4 +183,19 @@ func (w *Writer) WriteFile(p string, data []byte) error {
 // Close ends the client's session.
 func (w *Writer) Close() error {
 	return w.m.CloseSession()
+}
+
+// create creates the file p (absolute in the volume) and its parent
+// directories.
+func (w *Writer) create(ctx meta.Context, p string) (*fs.File, error) {
+	if dir := path.Dir(p); dir != "/" {
+		if e := w.fs.MkdirAll(ctx, dir, 0o755, 0); e != 0 && !errors.Is(e, os.ErrExist) {
+			return nil, fmt.Errorf("juicetest: mkdir %s: %w", dir, e)
+		}
+	}
+	f, e := w.fs.Create(ctx, p, 0o644, 0)
+	if e != 0 {
+		return nil, fmt.Errorf("juicetest: create %s: %w", p, e)
+	}
+	return f, nil
 }
