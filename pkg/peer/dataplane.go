@@ -160,6 +160,7 @@ func (s *Server) serveData(ctx context.Context, c net.Conn) {
 		writeAuthReply(c, codes.Unauthenticated, "missing or wrong cluster token")
 		return
 	}
+	s.gate.authenticated(c.RemoteAddr())
 	if err := writeAuthReply(c, codes.OK, ""); err != nil {
 		return
 	}

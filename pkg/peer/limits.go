@@ -155,6 +155,13 @@ type Limits struct {
 	// bounds those from one remote IP (default 512). Connections over
 	// either are closed at once.
 	MaxConns, MaxConnsPerHost int
+	// MaxPendingConnsPerHost bounds the connections from one remote IP
+	// that have not yet authenticated a call (default 64), and AuthTimeout
+	// how long a connection may stay so (default 10s): it is closed then,
+	// whatever it sent (a bare HTTP/2 preface, calls without the token).
+	// gRPC's own handshake has the same bound (grpc.ConnectionTimeout).
+	MaxPendingConnsPerHost int
+	AuthTimeout            time.Duration
 	// MaxDataConns and MaxDataConnsPerHost bound data-plane connections
 	// (defaults 2048 and 256); one over either is answered
 	// ResourceExhausted and closed.
@@ -183,20 +190,22 @@ type Limits struct {
 
 // Default limits.
 const (
-	DefaultMaxConns             = 4096
-	DefaultMaxConnsPerHost      = 512
-	DefaultMaxDataConns         = 2048
-	DefaultMaxDataConnsPerHost  = 256
-	DefaultMaxConcurrentStreams = 256
-	DefaultMaxAnswerBytes       = 128 << 20
-	DefaultMaxCallTimeout       = 5 * time.Minute
-	DefaultMaxWriteTimeout      = 30 * time.Second
-	DefaultRefusalLogInterval   = time.Minute
+	DefaultMaxConns               = 4096
+	DefaultMaxConnsPerHost        = 512
+	DefaultMaxPendingConnsPerHost = 64
+	DefaultAuthTimeout            = 10 * time.Second
+	DefaultMaxDataConns           = 2048
+	DefaultMaxDataConnsPerHost    = 256
+	DefaultMaxConcurrentStreams   = 256
+	DefaultMaxAnswerBytes         = 128 << 20
+	DefaultMaxCallTimeout         = 5 * time.Minute
+	DefaultMaxWriteTimeout        = 30 * time.Second
+	DefaultRefusalLogInterval     = time.Minute
 )
 
 // Validate fills defaults and checks l.
 func (l *Limits) Validate() error {
-	if l.MaxConns < 0 || l.MaxConnsPerHost < 0 || l.MaxDataConns < 0 || l.MaxDataConnsPerHost < 0 ||
+	if l.MaxConns < 0 || l.MaxConnsPerHost < 0 || l.MaxDataConns < 0 || l.MaxDataConnsPerHost < 0 || l.MaxPendingConnsPerHost < 0 || l.AuthTimeout < 0 ||
 		l.MaxAnswerBytes < 0 || l.MaxCallTimeout < 0 || l.MaxWriteTimeout < 0 || l.RefusalLogInterval < 0 {
 		return errors.New("peer server: limits must not be negative")
 	}
@@ -207,6 +216,10 @@ func (l *Limits) Validate() error {
 	}
 	def(&l.MaxConns, DefaultMaxConns)
 	def(&l.MaxConnsPerHost, DefaultMaxConnsPerHost)
+	def(&l.MaxPendingConnsPerHost, DefaultMaxPendingConnsPerHost)
+	if l.AuthTimeout == 0 {
+		l.AuthTimeout = DefaultAuthTimeout
+	}
 	def(&l.MaxDataConns, DefaultMaxDataConns)
 	def(&l.MaxDataConnsPerHost, DefaultMaxDataConnsPerHost)
 	if l.MaxConcurrentStreams == 0 {
@@ -263,15 +276,17 @@ const maxRecvMsgSize = 1 << 20
 // under 1 KiB.
 const maxHeaderListSize = 16 << 10
 
-// limitListener wraps l so that connections over MaxConns or
-// MaxConnsPerHost are closed as soon as they are accepted.
+// limitListener wraps l so that connections over MaxConns,
+// MaxConnsPerHost or MaxPendingConnsPerHost are closed as soon as they are
+// accepted, and those that do not authenticate within AuthTimeout then.
 func (s *Server) limitListener(l net.Listener) net.Listener {
-	return &limitListener{Listener: l, limit: newConnLimit(s.o.Limits.MaxConns, s.o.Limits.MaxConnsPerHost), refused: s.refused}
+	return &limitListener{Listener: l, limit: newConnLimit(s.o.Limits.MaxConns, s.o.Limits.MaxConnsPerHost), gate: s.gate, refused: s.refused}
 }
 
 type limitListener struct {
 	net.Listener
 	limit   *connLimit
+	gate    *authGate
 	refused *refusals
 }
 
@@ -287,6 +302,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return &limitedConn{Conn: c, release: release}, nil
+		gc, ok := l.gate.admit(c)
+		if !ok {
+			release()
+			l.refused.refuse(reasonTooManyConns, c.RemoteAddr(), "peer port, not authenticated")
+			c.Close()
+			continue
+		}
+		return &limitedConn{Conn: gc, release: release}, nil
 	}
 }

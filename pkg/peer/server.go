@@ -167,6 +167,7 @@ type Server struct {
 	refused   *refusals
 	answers   *byteBudget
 	dataConns *connLimit
+	gate      *authGate
 }
 
 // NewServer returns a server for o.
@@ -182,6 +183,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 		refused:   newRefusals(o.Logger, o.Now, o.Limits.RefusalLogInterval),
 		answers:   newByteBudget(o.Limits.MaxAnswerBytes),
 		dataConns: newConnLimit(o.Limits.MaxDataConns, o.Limits.MaxDataConnsPerHost),
+		gate:      newAuthGate(o.Limits.AuthTimeout, o.Limits.MaxPendingConnsPerHost),
 	}
 	for i := range o.Volumes {
 		v := &o.Volumes[i]
@@ -208,18 +210,23 @@ func NewServer(o ServerOptions) (*Server, error) {
 // connection can make the server hold: default flow-control windows (a
 // client cannot push more than 64 KiB per stream unasked), shared write
 // buffers, at most MaxConcurrentStreams calls per connection, headers of
-// at most maxHeaderListSize and messages of at most maxRecvMsgSize.
+// at most maxHeaderListSize and messages of at most maxRecvMsgSize, a
+// handshake of at most AuthTimeout, and idle connections closed after
+// maxConnectionIdle. Connections accepted by Serve must also authenticate
+// a call within AuthTimeout (authGate).
 func (s *Server) GRPCServer() *grpc.Server {
 	var opts []grpc.ServerOption
 	if s.metrics != nil {
 		opts = append(opts, s.metrics.interceptors()...)
 	}
-	opts = append(opts, serverAuth(s.o.Token, s.refused)...)
+	opts = append(opts, serverAuth(s.o.Token, s.refused, s.gate.authenticated)...)
 	opts = append(opts,
 		grpc.SharedWriteBuffer(true),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(s.o.Limits.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(s.o.Limits.AuthTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: maxConnectionIdle}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	g := grpc.NewServer(opts...)
@@ -273,6 +280,10 @@ func (s *Server) volume(id string) (*Volume, error) {
 	}
 	return v, nil
 }
+
+// maxConnectionIdle is how long a gRPC connection without calls stays
+// open; clients reconnect on their next call.
+const maxConnectionIdle = 2 * time.Minute
 
 // maxKeyLen bounds a block key: the longest canonical one
 // (chunks/{id/1e6}/{id/1e3}/{id}_{index}_{size} with a 20-digit id, a
