@@ -169,6 +169,12 @@ type Limits struct {
 	// MaxConcurrentStreams bounds concurrent gRPC calls per connection
 	// (default 256).
 	MaxConcurrentStreams uint32
+	// MaxBatchCalls and MaxBatchCallsPerHost bound concurrent Has and Warm
+	// calls, node-wide and from one remote IP (defaults 64 and 16); as
+	// many again may wait, further calls are refused ResourceExhausted.
+	// With at most WarmSlots(OriginConcurrency) fetch workers per Warm
+	// call, they bound the goroutines warm-ups run.
+	MaxBatchCalls, MaxBatchCallsPerHost int
 	// MaxAnswerBytes bounds the bytes of read answers the server holds at
 	// once, over both transports (default 128 MiB): a read of a cached
 	// block waits for room before the store loads it, a read that fetched
@@ -197,6 +203,8 @@ const (
 	DefaultMaxDataConns           = 2048
 	DefaultMaxDataConnsPerHost    = 256
 	DefaultMaxConcurrentStreams   = 256
+	DefaultMaxBatchCalls          = 64
+	DefaultMaxBatchCallsPerHost   = 16
 	DefaultMaxAnswerBytes         = 128 << 20
 	DefaultMaxCallTimeout         = 5 * time.Minute
 	DefaultMaxWriteTimeout        = 30 * time.Second
@@ -205,7 +213,7 @@ const (
 
 // Validate fills defaults and checks l.
 func (l *Limits) Validate() error {
-	if l.MaxConns < 0 || l.MaxConnsPerHost < 0 || l.MaxDataConns < 0 || l.MaxDataConnsPerHost < 0 || l.MaxPendingConnsPerHost < 0 || l.AuthTimeout < 0 ||
+	if l.MaxConns < 0 || l.MaxConnsPerHost < 0 || l.MaxDataConns < 0 || l.MaxDataConnsPerHost < 0 || l.MaxPendingConnsPerHost < 0 || l.MaxBatchCalls < 0 || l.MaxBatchCallsPerHost < 0 || l.AuthTimeout < 0 ||
 		l.MaxAnswerBytes < 0 || l.MaxCallTimeout < 0 || l.MaxWriteTimeout < 0 || l.RefusalLogInterval < 0 {
 		return errors.New("peer server: limits must not be negative")
 	}
@@ -220,6 +228,8 @@ func (l *Limits) Validate() error {
 	if l.AuthTimeout == 0 {
 		l.AuthTimeout = DefaultAuthTimeout
 	}
+	def(&l.MaxBatchCalls, DefaultMaxBatchCalls)
+	def(&l.MaxBatchCallsPerHost, DefaultMaxBatchCallsPerHost)
 	def(&l.MaxDataConns, DefaultMaxDataConns)
 	def(&l.MaxDataConnsPerHost, DefaultMaxDataConnsPerHost)
 	if l.MaxConcurrentStreams == 0 {
@@ -266,9 +276,10 @@ func answerWeight(key string, off, limit int64) int64 {
 // maxRecvMsgSize bounds a gRPC message the server reads. The largest
 // legitimate request is a Has or Warm call of maxBatch keys: per key a
 // 1-byte tag, a 1-byte length and at most maxKeyLen bytes, plus the volume
-// (tag, 2-byte length, at most maxDataString bytes), 536,579 bytes; 1 MiB
-// leaves room without letting a call make the server buffer 4 MiB.
-const maxRecvMsgSize = 1 << 20
+// (tag, 2-byte length, at most maxDataString bytes), 536,579 bytes;
+// 640 KiB leaves room. The keys are counted before they are decoded
+// (countingCodec).
+const maxRecvMsgSize = 640 << 10
 
 // maxHeaderListSize bounds the headers of a call, which gRPC reads before
 // the tap handle sees them (its default is 16 MiB). A call's headers are

@@ -34,6 +34,7 @@ type refusals struct {
 	now      func() time.Time
 	interval time.Duration
 	counter  *prometheus.CounterVec // nil: not exported
+	msg      string                 // the log message (default "peer refused")
 
 	mu   sync.Mutex
 	last map[refusalKey]*refusalState
@@ -47,7 +48,7 @@ type refusalState struct {
 }
 
 func newRefusals(log *slog.Logger, now func() time.Time, interval time.Duration) *refusals {
-	return &refusals{log: log, now: now, interval: interval, last: map[refusalKey]*refusalState{}}
+	return &refusals{log: log, now: now, interval: interval, msg: "peer refused", last: map[refusalKey]*refusalState{}}
 }
 
 // refuse records one refusal of the caller at addr (may be nil).
@@ -88,7 +89,7 @@ func (r *refusals) refuse(reason string, addr net.Addr, detail string) {
 	suppressed := st.suppressed
 	st.logged, st.suppressed = now, 0
 	r.mu.Unlock()
-	r.log.Warn("peer refused", "reason", reason, "peer", peerAddr, "detail", detail, "suppressed", suppressed)
+	r.log.Warn(r.msg, "reason", reason, "peer", peerAddr, "detail", detail, "suppressed", suppressed)
 }
 
 // prune drops pairs with nothing suppressed whose interval is over.

@@ -168,6 +168,8 @@ type Server struct {
 	answers   *byteBudget
 	dataConns *connLimit
 	gate      *authGate
+	batches   *callLimit
+	originLog *refusals // rate-limits the origin-failure log
 }
 
 // NewServer returns a server for o.
@@ -184,7 +186,10 @@ func NewServer(o ServerOptions) (*Server, error) {
 		answers:   newByteBudget(o.Limits.MaxAnswerBytes),
 		dataConns: newConnLimit(o.Limits.MaxDataConns, o.Limits.MaxDataConnsPerHost),
 		gate:      newAuthGate(o.Limits.AuthTimeout, o.Limits.MaxPendingConnsPerHost),
+		batches:   newCallLimit(o.Limits.MaxBatchCalls, o.Limits.MaxBatchCallsPerHost),
+		originLog: newRefusals(o.Logger, o.Now, o.Limits.RefusalLogInterval),
 	}
+	s.originLog.msg = "origin fetch failed"
 	for i := range o.Volumes {
 		v := &o.Volumes[i]
 		s.volumes[v.Name], s.volumes[v.UUID] = v, v
@@ -223,6 +228,7 @@ func (s *Server) GRPCServer() *grpc.Server {
 	opts = append(opts,
 		grpc.SharedWriteBuffer(true),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.ForceServerCodecV2(newCountingCodec()),
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(s.o.Limits.MaxConcurrentStreams),
 		grpc.ConnectionTimeout(s.o.Limits.AuthTimeout),
@@ -425,7 +431,7 @@ func (s *Server) fetchOrigin(ctx context.Context, v *Volume, key, fkey string, c
 	}
 	if err != nil {
 		s.c.originErrors.Add(1)
-		s.log.Warn("origin fetch failed", "volume", v.Name, "key", key, "err", err)
+		s.originLog.refuse(v.Name, nil, key+": "+err.Error())
 		return fetched{}, err
 	}
 	f := fetched{data: data, compressible: compressible(data)}
@@ -515,26 +521,35 @@ func (s *Server) send(stream grpc.ServerStreamingServer[peerpb.ReadChunk], data 
 // maxBatch bounds the keys of one Warm or Has call.
 const maxBatch = 4096
 
-func (s *Server) batch(volume string, keys []string) (*Volume, error) {
+// batch checks a Has or Warm call and takes its place among the batch
+// calls (Limits.MaxBatchCalls); the caller calls release when done.
+func (s *Server) batch(ctx context.Context, volume string, keys []string) (v *Volume, release func(), err error) {
 	if len(keys) == 0 || len(keys) > maxBatch {
-		return nil, status.Errorf(codes.InvalidArgument, "want 1 to %d keys, got %d", maxBatch, len(keys))
+		return nil, nil, status.Errorf(codes.InvalidArgument, "want 1 to %d keys, got %d", maxBatch, len(keys))
 	}
 	for _, k := range keys {
 		if err := validateKey(k); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return s.volume(volume)
+	if v, err = s.volume(volume); err != nil {
+		return nil, nil, err
+	}
+	if release, err = s.batches.acquire(ctx, callerHost(ctx)); err != nil {
+		return nil, nil, err
+	}
+	return v, release, nil
 }
 
 // Warm implements peerpb.PeerServer. Keys are fetched concurrently, bounded
 // by the origin slots warms may hold (WarmSlots), at a lower priority than
 // reads.
 func (s *Server) Warm(ctx context.Context, req *peerpb.WarmRequest) (*peerpb.WarmResponse, error) {
-	v, err := s.batch(req.Volume, req.Keys)
+	v, release, err := s.batch(ctx, req.Volume, req.Keys)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	res := make([]*peerpb.WarmResult, len(req.Keys))
 	work := make(chan int)
 	done := make(chan struct{})
@@ -574,10 +589,11 @@ func (s *Server) warmOne(ctx context.Context, v *Volume, key string) *peerpb.War
 
 // Has implements peerpb.PeerServer.
 func (s *Server) Has(ctx context.Context, req *peerpb.HasRequest) (*peerpb.HasResponse, error) {
-	v, err := s.batch(req.Volume, req.Keys)
+	v, release, err := s.batch(ctx, req.Volume, req.Keys)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	sizes := make([]int64, len(req.Keys))
 	for i, k := range req.Keys {
 		sizes[i] = -1
