@@ -115,7 +115,7 @@ func (a authenticator) tap(ctx context.Context, info *tap.Info) (context.Context
 	if p, ok := grpcpeer.FromContext(ctx); ok && a.onAuth != nil {
 		a.onAuth(p.Addr)
 	}
-	return ctx, nil
+	return cancelableStream(ctx), nil
 }
 
 func (a authenticator) refuse(ctx context.Context, reason, method string) {

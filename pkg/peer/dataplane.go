@@ -16,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	"google.golang.org/grpc/codes"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
@@ -214,6 +215,8 @@ func (s *Server) answerData(ctx context.Context, c net.Conn, req dataRequest) er
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	// The caller's host, for its share of the answer budget (byteBudget).
+	ctx = grpcpeer.NewContext(ctx, &grpcpeer.Peer{Addr: c.RemoteAddr()})
 	c.SetWriteDeadline(minTime(deadline, now.Add(s.o.Limits.MaxWriteTimeout)))
 	if err := validateKey(req.key); err != nil {
 		return s.writeDataError(c, err)

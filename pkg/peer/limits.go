@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -72,81 +71,6 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
-// byteBudget bounds the bytes of answers a server holds at once, over
-// both transports: a caller waits for room (first come, first served) or
-// for its context.
-type byteBudget struct {
-	mu      sync.Mutex
-	free    int64
-	cap     int64
-	waiters []*budgetWaiter
-}
-
-type budgetWaiter struct {
-	n     int64
-	ready chan struct{}
-}
-
-func newByteBudget(n int64) *byteBudget { return &byteBudget{free: n, cap: n} }
-
-// acquire takes n bytes (at most the whole budget) and returns the
-// function that gives them back.
-func (b *byteBudget) acquire(ctx context.Context, n int64) (func(), error) {
-	n = min(max(n, 1), b.cap)
-	b.mu.Lock()
-	if len(b.waiters) == 0 && b.free >= n {
-		b.free -= n
-		b.mu.Unlock()
-		return b.releaser(n), nil
-	}
-	w := &budgetWaiter{n: n, ready: make(chan struct{})}
-	b.waiters = append(b.waiters, w)
-	b.mu.Unlock()
-	select {
-	case <-w.ready:
-		return b.releaser(n), nil
-	case <-ctx.Done():
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		select {
-		case <-w.ready: // granted meanwhile: give it back
-			b.free += n
-			b.grant()
-		default:
-			for i, x := range b.waiters {
-				if x == w {
-					b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
-					break
-				}
-			}
-			b.grant() // the head may have changed
-		}
-		return nil, ctx.Err()
-	}
-}
-
-func (b *byteBudget) releaser(n int64) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			b.free += n
-			b.grant()
-			b.mu.Unlock()
-		})
-	}
-}
-
-// grant wakes waiters in order while they fit. b.mu is held.
-func (b *byteBudget) grant() {
-	for len(b.waiters) > 0 && b.free >= b.waiters[0].n {
-		w := b.waiters[0]
-		b.waiters = b.waiters[1:]
-		b.free -= w.n
-		close(w.ready)
-	}
-}
-
 // Limits bound what callers, authenticated or not, can make a node hold.
 // The zero value means the defaults.
 type Limits struct {
@@ -176,17 +100,18 @@ type Limits struct {
 	// call, they bound the goroutines warm-ups run.
 	MaxBatchCalls, MaxBatchCallsPerHost int
 	// MaxAnswerBytes bounds the bytes of read answers the server holds at
-	// once, over both transports (default 128 MiB): a read of a cached
-	// block waits for room before the store loads it, a read that fetched
-	// from the origin before it is sent.
+	// once, over both transports (default 128 MiB), and one remote IP
+	// holds at most a quarter of it: a read waits for room before the
+	// store or the origin loads its block, and holds it until sent.
 	MaxAnswerBytes int64
 	// MaxCallTimeout is the longest a read may wait and be answered (default
 	// 5m): a data-plane request's deadline is cut to it, a gRPC Read whose
 	// deadline is further away is refused with InvalidArgument.
 	MaxCallTimeout time.Duration
-	// MaxWriteTimeout bounds writing one data-plane answer (default 30s),
-	// whatever the request's deadline: a reader slower than that loses the
-	// connection.
+	// MaxWriteTimeout bounds writing one data-plane answer, and sending
+	// one gRPC chunk (default 30s), whatever the request's deadline: a
+	// reader slower than that loses the connection (data plane) or the
+	// call (gRPC, DeadlineExceeded).
 	MaxWriteTimeout time.Duration
 	// RefusalLogInterval is the shortest time between two log lines for
 	// the same refusal reason and remote IP (default 1m); refusals in
@@ -252,6 +177,10 @@ func (l *Limits) Validate() error {
 	}
 	return nil
 }
+
+// answerShareDivisor: one remote host holds at most 1/answerShareDivisor
+// of the answer budget (or one answer, if that is more).
+const answerShareDivisor = 4
 
 // maxAnswerSize is the largest answer: a block of the largest size a key
 // names (16 MiB), with room for the overhead of compressed or encrypted

@@ -183,7 +183,7 @@ func NewServer(o ServerOptions) (*Server, error) {
 		volumes:   make(map[string]*Volume),
 		slots:     newOriginSlots(o.OriginConcurrency),
 		refused:   newRefusals(o.Logger, o.Now, o.Limits.RefusalLogInterval),
-		answers:   newByteBudget(o.Limits.MaxAnswerBytes),
+		answers:   newByteBudget(o.Limits.MaxAnswerBytes, o.Limits.MaxAnswerBytes/answerShareDivisor),
 		dataConns: newConnLimit(o.Limits.MaxDataConns, o.Limits.MaxDataConnsPerHost),
 		gate:      newAuthGate(o.Limits.AuthTimeout, o.Limits.MaxPendingConnsPerHost),
 		batches:   newCallLimit(o.Limits.MaxBatchCalls, o.Limits.MaxBatchCallsPerHost),
@@ -340,9 +340,9 @@ type blockInfo struct {
 // get returns bytes [off, off+limit) of the block, from the store or, on a
 // miss, from the origin through the single flight, and the function that
 // gives back the answer budget (Limits.MaxAnswerBytes) they hold; the
-// caller calls it once the bytes are sent. A hit takes its budget before
-// the store reads the block; a miss after the fetch (the origin slots
-// bound fetches in flight), so waiting for the origin holds none.
+// caller calls it once the bytes are sent. Both a hit and a miss take
+// their budget before the block is read (from the store or the origin),
+// one remote host at most its share of it (byteBudget).
 func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int64) ([]byte, blockInfo, peerpb.Source, func(), error) {
 	k := blockstore.Key{Volume: v.UUID, Object: key}
 	if size, ok := s.o.Store.Has(k); ok {
@@ -369,18 +369,23 @@ func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int6
 		release()
 	}
 	s.c.misses.Add(1)
+	// The budget first, so bytes fetched for this read are counted while
+	// they wait to be sent: what the key's size says, which bounds the
+	// object (readOrigin).
+	release, err := s.answers.acquire(ctx, answerWeight(key, off, limit))
+	if err != nil {
+		return nil, blockInfo{}, 0, nil, status.FromContextError(err).Err()
+	}
 	f, err := s.fetch(ctx, v, key, classRead)
 	if err != nil {
+		release()
 		return nil, blockInfo{}, 0, nil, err
 	}
 	size := int64(len(f.data))
 	start, end, err := blockstore.Range(off, limit, size)
 	if err != nil {
+		release()
 		return nil, blockInfo{}, 0, nil, rangeStatus(err, off, size)
-	}
-	release, err := s.answers.acquire(ctx, end-start)
-	if err != nil {
-		return nil, blockInfo{}, 0, nil, status.FromContextError(err).Err()
 	}
 	return f.data[start:end], blockInfo{Compressible: f.compressible, ObjectSize: size}, peerpb.Source_SOURCE_ORIGIN, release, nil
 }
@@ -461,6 +466,9 @@ func (s *Server) readOrigin(ctx context.Context, v *Volume, key string) ([]byte,
 			}
 			buf.Write(chunk[:n])
 			s.c.originBytes.Add(int64(n))
+			if buf.Len() > bk.Size+64<<10 { // the answer budget counts no more
+				return nil, fmt.Errorf("origin returned more than %d bytes for a block of %d", bk.Size+64<<10, bk.Size)
+			}
 		}
 		if err == io.EOF {
 			break
@@ -487,9 +495,12 @@ func compressible(data []byte) bool {
 }
 
 // send streams data in chunks, the header on the first and the checksum on
-// the last.
+// the last; a chunk the reader does not take within MaxWriteTimeout ends
+// the call (progressGuard).
 func (s *Server) send(stream grpc.ServerStreamingServer[peerpb.ReadChunk], data []byte, objectSize int64, src peerpb.Source, useS2 bool) error {
 	sum := crc32.Checksum(data, castagnoli)
+	guard := newProgressGuard(stream, s.o.Limits.MaxWriteTimeout)
+	defer guard.stop(stream.Context(), nil)
 	var enc []byte
 	first := true
 	for off := 0; first || off < len(data); {
@@ -508,8 +519,9 @@ func (s *Server) send(stream grpc.ServerStreamingServer[peerpb.ReadChunk], data 
 		if end == len(data) {
 			c.Last, c.Crc32C = true, sum
 		}
+		guard.arm()
 		if err := stream.Send(c); err != nil {
-			return err
+			return guard.stop(stream.Context(), err)
 		}
 		s.c.wireBytes.Add(int64(len(c.Data)))
 		off = end
