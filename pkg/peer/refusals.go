@@ -36,8 +36,10 @@ type refusals struct {
 	counter  *prometheus.CounterVec // nil: not exported
 	msg      string                 // the log message (default "peer refused")
 
-	mu   sync.Mutex
-	last map[refusalKey]*refusalState
+	mu         sync.Mutex
+	last       map[refusalKey]*refusalState
+	pruned     time.Time // last prune scan
+	pruneScans int       // for tests
 }
 
 type refusalKey struct{ reason, host string }
@@ -69,7 +71,9 @@ func (r *refusals) refuse(reason string, addr net.Addr, detail string) {
 	k := refusalKey{reason, host}
 	st := r.last[k]
 	if st == nil {
-		if len(r.last) >= maxRefusalKeys {
+		if len(r.last) >= maxRefusalKeys && now.Sub(r.pruned) >= r.interval {
+			// At most once per interval: entries go stale no faster, and
+			// a flood from many hosts must not scan the table each time.
 			r.prune(now)
 		}
 		if len(r.last) >= maxRefusalKeys {
@@ -95,6 +99,8 @@ func (r *refusals) refuse(reason string, addr net.Addr, detail string) {
 // prune drops pairs with nothing suppressed whose interval is over.
 // r.mu is held.
 func (r *refusals) prune(now time.Time) {
+	r.pruned = now
+	r.pruneScans++
 	for k, st := range r.last {
 		if st.suppressed == 0 && now.Sub(st.logged) >= r.interval {
 			delete(r.last, k)
