@@ -225,6 +225,155 @@ func TestHostilePeer(t *testing.T) {
 		validReads(t)
 	})
 
+	// Flood shape: 9 remote IPs x 100 raw TCP connections that send only
+	// the HTTP/2 preface and an empty SETTINGS frame (one in ten only
+	// "PRI "), never a call.
+	t.Run("connections that never authenticate", func(t *testing.T) {
+		const hosts, per = 9, 100
+		preface := append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), 0, 0, 0, 4, 0, 0, 0, 0, 0)
+		var conns []net.Conn
+		for h := range hosts {
+			d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+h))}, Timeout: 5 * time.Second}
+			for i := range per {
+				c, err := d.Dial("tcp", n.peerAddr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				if i%10 == 0 {
+					c.Write(preface[:4])
+				} else {
+					c.Write(preface)
+				}
+				conns = append(conns, c)
+			}
+		}
+		// A new client reads (sha256-checked) on both transports meanwhile.
+		for _, grpcReads := range []bool{false, true} {
+			c, err := peer.Dial(n.peerAddr, peer.ClientOptions{Token: []byte(testToken), GRPCReads: grpcReads})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			got, _, err := c.Read(ctx, vol, keys[0], 0, -1)
+			cancel()
+			c.Close()
+			if err != nil || sha256.Sum256(got) != sha256.Sum256(blocks[keys[0]]) {
+				t.Fatalf("read (grpc %v) during the flood: %d bytes, %v", grpcReads, len(got), err)
+			}
+		}
+		start := time.Now()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var last time.Duration
+		open := 0
+		for _, c := range conns {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c.SetReadDeadline(start.Add(30 * time.Second))
+				b := make([]byte, 4096)
+				for {
+					if _, err := c.Read(b); err != nil {
+						mu.Lock()
+						defer mu.Unlock()
+						if ne, ok := err.(net.Error); ok && ne.Timeout() {
+							open++
+						}
+						last = max(last, time.Since(start))
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		t.Logf("%d x %d pre-auth connections: %d still open after 30 s, the last closed %v after the reads", hosts, per, open, last)
+		if open > 0 {
+			t.Errorf("%d unauthenticated connections open after 30 s, want 0 (AuthTimeout 10 s)", open)
+		}
+		alive(t)
+	})
+
+	// Flood shape: a token holder's 4 connections x 16 concurrent Has
+	// calls of empty keys: 524,280 (about 1 MiB, over the message limit)
+	// and 40,000 (80 KB, over 4096 keys).
+	t.Run("token holder's Has flood of empty keys", func(t *testing.T) {
+		const conns, calls, rounds, bound = 4, 16, 4, 100 << 20
+		huge := &peerpb.HasRequest{Volume: vol, Keys: make([]string, 524280)}
+		big := &peerpb.HasRequest{Volume: vol, Keys: make([]string, 40000)}
+		base := resetPeakRSS(t, n.Pid())
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		codeCount := map[codes.Code]int{}
+		for range conns {
+			conn, err := grpc.NewClient(n.peerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithPerRPCCredentials(peer.TokenCredentials([]byte(testToken))),
+				grpc.WithDefaultCallOptions(grpc.MaxCallSendMsgSize(64<<20)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			for i := range calls {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					req := huge
+					if i%2 == 1 {
+						req = big
+					}
+					for range rounds {
+						ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+						_, err := peerpb.NewPeerClient(conn).Has(ctx, req)
+						cancel()
+						mu.Lock()
+						codeCount[status.Code(err)]++
+						mu.Unlock()
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		peak := peakRSS(t, n.Pid())
+		t.Logf("peak RSS %d MB over a baseline of %d MB under %d x %d x %d Has calls of empty keys; answers %v",
+			(peak-base)>>20, base>>20, conns, calls, rounds, codeCount)
+		if codeCount[codes.ResourceExhausted]+codeCount[codes.Internal] != conns*calls*rounds {
+			t.Errorf("answers %v, want ResourceExhausted (size) and Internal (key count) only", codeCount)
+		}
+		if peak-base > bound {
+			t.Errorf("peak RSS grew by %d MB, bound %d MB", (peak-base)>>20, bound>>20)
+		}
+		alive(t)
+	})
+
+	// Flood shape: one IP's 40 gRPC Reads of a cached 4 MiB block with a
+	// 64 KiB window, never received.
+	t.Run("stalled gRPC readers do not starve others", func(t *testing.T) {
+		conn, err := grpc.NewClient(n.peerAddr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithPerRPCCredentials(peer.TokenCredentials([]byte(testToken))),
+			grpc.WithInitialWindowSize(64<<10), grpc.WithInitialConnWindowSize(64<<10),
+			grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+				d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 20)}}
+				return d.DialContext(ctx, "tcp", addr)
+			}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		actx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+		defer cancel()
+		for i := range 40 {
+			if _, err := peerpb.NewPeerClient(conn).Read(actx, &peerpb.ReadRequest{Volume: vol, Key: keys[i%len(keys)], Limit: -1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		validReads(t) // 60 s each at most; these would wait out the stalled reads
+		t.Logf("every block read on both transports (sha256-checked) in %v while one IP stalls 40 reads", time.Since(start))
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("valid reads took %v with stalled readers, want < 20 s", d)
+		}
+	})
+
 	t.Run("refusals are counted on /metrics", func(t *testing.T) {
 		resp, err := http.Get("http://" + n.httpAddr + "/metrics")
 		if err != nil {

@@ -74,8 +74,9 @@ func TokenCredentials(tok []byte) credentials.PerRPCCredentials {
 
 // authenticator checks the token and the deadline of every call.
 type authenticator struct {
-	want []byte
-	ref  *refusals
+	want   []byte
+	ref    *refusals
+	onAuth func(net.Addr) // told of every call with the token (authGate)
 }
 
 // tokenReason returns "" for md carrying the cluster token as
@@ -111,7 +112,10 @@ func (a authenticator) tap(ctx context.Context, info *tap.Info) (context.Context
 		a.refuse(ctx, reason, info.FullMethodName)
 		return ctx, errUnauthenticated
 	}
-	return ctx, nil
+	if p, ok := grpcpeer.FromContext(ctx); ok && a.onAuth != nil {
+		a.onAuth(p.Addr)
+	}
+	return cancelableStream(ctx), nil
 }
 
 func (a authenticator) refuse(ctx context.Context, reason, method string) {
@@ -141,8 +145,9 @@ func (a authenticator) check(ctx context.Context, method string) error {
 // without the cluster token (Unauthenticated) or without a deadline
 // (InvalidArgument) before any handler runs, and calls without the token
 // before any message is read.
-func serverAuth(tok []byte, ref *refusals) []grpc.ServerOption {
-	a := authenticator{want: bytes.Clone(tok), ref: ref}
+// onAuth is told the remote address of every call with the token.
+func serverAuth(tok []byte, ref *refusals, onAuth func(net.Addr)) []grpc.ServerOption {
+	a := authenticator{want: bytes.Clone(tok), ref: ref, onAuth: onAuth}
 	return []grpc.ServerOption{
 		grpc.InTapHandle(a.tap),
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {

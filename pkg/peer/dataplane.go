@@ -16,6 +16,7 @@ import (
 
 	"github.com/klauspost/compress/s2"
 	"google.golang.org/grpc/codes"
+	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
@@ -160,6 +161,7 @@ func (s *Server) serveData(ctx context.Context, c net.Conn) {
 		writeAuthReply(c, codes.Unauthenticated, "missing or wrong cluster token")
 		return
 	}
+	s.gate.authenticated(c.RemoteAddr())
 	if err := writeAuthReply(c, codes.OK, ""); err != nil {
 		return
 	}
@@ -213,6 +215,8 @@ func (s *Server) answerData(ctx context.Context, c net.Conn, req dataRequest) er
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
+	// The caller's host, for its share of the answer budget (byteBudget).
+	ctx = grpcpeer.NewContext(ctx, &grpcpeer.Peer{Addr: c.RemoteAddr()})
 	c.SetWriteDeadline(minTime(deadline, now.Add(s.o.Limits.MaxWriteTimeout)))
 	if err := validateKey(req.key); err != nil {
 		return s.writeDataError(c, err)

@@ -1,7 +1,6 @@
 package peer
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -72,81 +71,6 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
-// byteBudget bounds the bytes of answers a server holds at once, over
-// both transports: a caller waits for room (first come, first served) or
-// for its context.
-type byteBudget struct {
-	mu      sync.Mutex
-	free    int64
-	cap     int64
-	waiters []*budgetWaiter
-}
-
-type budgetWaiter struct {
-	n     int64
-	ready chan struct{}
-}
-
-func newByteBudget(n int64) *byteBudget { return &byteBudget{free: n, cap: n} }
-
-// acquire takes n bytes (at most the whole budget) and returns the
-// function that gives them back.
-func (b *byteBudget) acquire(ctx context.Context, n int64) (func(), error) {
-	n = min(max(n, 1), b.cap)
-	b.mu.Lock()
-	if len(b.waiters) == 0 && b.free >= n {
-		b.free -= n
-		b.mu.Unlock()
-		return b.releaser(n), nil
-	}
-	w := &budgetWaiter{n: n, ready: make(chan struct{})}
-	b.waiters = append(b.waiters, w)
-	b.mu.Unlock()
-	select {
-	case <-w.ready:
-		return b.releaser(n), nil
-	case <-ctx.Done():
-		b.mu.Lock()
-		defer b.mu.Unlock()
-		select {
-		case <-w.ready: // granted meanwhile: give it back
-			b.free += n
-			b.grant()
-		default:
-			for i, x := range b.waiters {
-				if x == w {
-					b.waiters = append(b.waiters[:i], b.waiters[i+1:]...)
-					break
-				}
-			}
-			b.grant() // the head may have changed
-		}
-		return nil, ctx.Err()
-	}
-}
-
-func (b *byteBudget) releaser(n int64) func() {
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			b.mu.Lock()
-			b.free += n
-			b.grant()
-			b.mu.Unlock()
-		})
-	}
-}
-
-// grant wakes waiters in order while they fit. b.mu is held.
-func (b *byteBudget) grant() {
-	for len(b.waiters) > 0 && b.free >= b.waiters[0].n {
-		w := b.waiters[0]
-		b.waiters = b.waiters[1:]
-		b.free -= w.n
-		close(w.ready)
-	}
-}
-
 // Limits bound what callers, authenticated or not, can make a node hold.
 // The zero value means the defaults.
 type Limits struct {
@@ -155,6 +79,13 @@ type Limits struct {
 	// bounds those from one remote IP (default 512). Connections over
 	// either are closed at once.
 	MaxConns, MaxConnsPerHost int
+	// MaxPendingConnsPerHost bounds the connections from one remote IP
+	// that have not yet authenticated a call (default 64), and AuthTimeout
+	// how long a connection may stay so (default 10s): it is closed then,
+	// whatever it sent (a bare HTTP/2 preface, calls without the token).
+	// gRPC's own handshake has the same bound (grpc.ConnectionTimeout).
+	MaxPendingConnsPerHost int
+	AuthTimeout            time.Duration
 	// MaxDataConns and MaxDataConnsPerHost bound data-plane connections
 	// (defaults 2048 and 256); one over either is answered
 	// ResourceExhausted and closed.
@@ -162,18 +93,25 @@ type Limits struct {
 	// MaxConcurrentStreams bounds concurrent gRPC calls per connection
 	// (default 256).
 	MaxConcurrentStreams uint32
+	// MaxBatchCalls and MaxBatchCallsPerHost bound concurrent Has and Warm
+	// calls, node-wide and from one remote IP (defaults 64 and 16); as
+	// many again may wait, further calls are refused ResourceExhausted.
+	// With at most WarmSlots(OriginConcurrency) fetch workers per Warm
+	// call, they bound the goroutines warm-ups run.
+	MaxBatchCalls, MaxBatchCallsPerHost int
 	// MaxAnswerBytes bounds the bytes of read answers the server holds at
-	// once, over both transports (default 128 MiB): a read of a cached
-	// block waits for room before the store loads it, a read that fetched
-	// from the origin before it is sent.
+	// once, over both transports (default 128 MiB), and one remote IP
+	// holds at most a quarter of it: a read waits for room before the
+	// store or the origin loads its block, and holds it until sent.
 	MaxAnswerBytes int64
 	// MaxCallTimeout is the longest a read may wait and be answered (default
 	// 5m): a data-plane request's deadline is cut to it, a gRPC Read whose
 	// deadline is further away is refused with InvalidArgument.
 	MaxCallTimeout time.Duration
-	// MaxWriteTimeout bounds writing one data-plane answer (default 30s),
-	// whatever the request's deadline: a reader slower than that loses the
-	// connection.
+	// MaxWriteTimeout bounds writing one data-plane answer, and sending
+	// one gRPC chunk (default 30s), whatever the request's deadline: a
+	// reader slower than that loses the connection (data plane) or the
+	// call (gRPC, DeadlineExceeded).
 	MaxWriteTimeout time.Duration
 	// RefusalLogInterval is the shortest time between two log lines for
 	// the same refusal reason and remote IP (default 1m); refusals in
@@ -183,20 +121,24 @@ type Limits struct {
 
 // Default limits.
 const (
-	DefaultMaxConns             = 4096
-	DefaultMaxConnsPerHost      = 512
-	DefaultMaxDataConns         = 2048
-	DefaultMaxDataConnsPerHost  = 256
-	DefaultMaxConcurrentStreams = 256
-	DefaultMaxAnswerBytes       = 128 << 20
-	DefaultMaxCallTimeout       = 5 * time.Minute
-	DefaultMaxWriteTimeout      = 30 * time.Second
-	DefaultRefusalLogInterval   = time.Minute
+	DefaultMaxConns               = 4096
+	DefaultMaxConnsPerHost        = 512
+	DefaultMaxPendingConnsPerHost = 64
+	DefaultAuthTimeout            = 10 * time.Second
+	DefaultMaxDataConns           = 2048
+	DefaultMaxDataConnsPerHost    = 256
+	DefaultMaxConcurrentStreams   = 256
+	DefaultMaxBatchCalls          = 64
+	DefaultMaxBatchCallsPerHost   = 16
+	DefaultMaxAnswerBytes         = 128 << 20
+	DefaultMaxCallTimeout         = 5 * time.Minute
+	DefaultMaxWriteTimeout        = 30 * time.Second
+	DefaultRefusalLogInterval     = time.Minute
 )
 
 // Validate fills defaults and checks l.
 func (l *Limits) Validate() error {
-	if l.MaxConns < 0 || l.MaxConnsPerHost < 0 || l.MaxDataConns < 0 || l.MaxDataConnsPerHost < 0 ||
+	if l.MaxConns < 0 || l.MaxConnsPerHost < 0 || l.MaxDataConns < 0 || l.MaxDataConnsPerHost < 0 || l.MaxPendingConnsPerHost < 0 || l.MaxBatchCalls < 0 || l.MaxBatchCallsPerHost < 0 || l.AuthTimeout < 0 ||
 		l.MaxAnswerBytes < 0 || l.MaxCallTimeout < 0 || l.MaxWriteTimeout < 0 || l.RefusalLogInterval < 0 {
 		return errors.New("peer server: limits must not be negative")
 	}
@@ -207,6 +149,12 @@ func (l *Limits) Validate() error {
 	}
 	def(&l.MaxConns, DefaultMaxConns)
 	def(&l.MaxConnsPerHost, DefaultMaxConnsPerHost)
+	def(&l.MaxPendingConnsPerHost, DefaultMaxPendingConnsPerHost)
+	if l.AuthTimeout == 0 {
+		l.AuthTimeout = DefaultAuthTimeout
+	}
+	def(&l.MaxBatchCalls, DefaultMaxBatchCalls)
+	def(&l.MaxBatchCallsPerHost, DefaultMaxBatchCallsPerHost)
 	def(&l.MaxDataConns, DefaultMaxDataConns)
 	def(&l.MaxDataConnsPerHost, DefaultMaxDataConnsPerHost)
 	if l.MaxConcurrentStreams == 0 {
@@ -229,6 +177,10 @@ func (l *Limits) Validate() error {
 	}
 	return nil
 }
+
+// answerShareDivisor: one remote host holds at most 1/answerShareDivisor
+// of the answer budget (or one answer, if that is more).
+const answerShareDivisor = 4
 
 // maxAnswerSize is the largest answer: a block of the largest size a key
 // names (16 MiB), with room for the overhead of compressed or encrypted
@@ -253,9 +205,10 @@ func answerWeight(key string, off, limit int64) int64 {
 // maxRecvMsgSize bounds a gRPC message the server reads. The largest
 // legitimate request is a Has or Warm call of maxBatch keys: per key a
 // 1-byte tag, a 1-byte length and at most maxKeyLen bytes, plus the volume
-// (tag, 2-byte length, at most maxDataString bytes), 536,579 bytes; 1 MiB
-// leaves room without letting a call make the server buffer 4 MiB.
-const maxRecvMsgSize = 1 << 20
+// (tag, 2-byte length, at most maxDataString bytes), 536,579 bytes;
+// 640 KiB leaves room. The keys are counted before they are decoded
+// (countingCodec).
+const maxRecvMsgSize = 640 << 10
 
 // maxHeaderListSize bounds the headers of a call, which gRPC reads before
 // the tap handle sees them (its default is 16 MiB). A call's headers are
@@ -263,15 +216,17 @@ const maxRecvMsgSize = 1 << 20
 // under 1 KiB.
 const maxHeaderListSize = 16 << 10
 
-// limitListener wraps l so that connections over MaxConns or
-// MaxConnsPerHost are closed as soon as they are accepted.
+// limitListener wraps l so that connections over MaxConns,
+// MaxConnsPerHost or MaxPendingConnsPerHost are closed as soon as they are
+// accepted, and those that do not authenticate within AuthTimeout then.
 func (s *Server) limitListener(l net.Listener) net.Listener {
-	return &limitListener{Listener: l, limit: newConnLimit(s.o.Limits.MaxConns, s.o.Limits.MaxConnsPerHost), refused: s.refused}
+	return &limitListener{Listener: l, limit: newConnLimit(s.o.Limits.MaxConns, s.o.Limits.MaxConnsPerHost), gate: s.gate, refused: s.refused}
 }
 
 type limitListener struct {
 	net.Listener
 	limit   *connLimit
+	gate    *authGate
 	refused *refusals
 }
 
@@ -287,6 +242,13 @@ func (l *limitListener) Accept() (net.Conn, error) {
 			c.Close()
 			continue
 		}
-		return &limitedConn{Conn: c, release: release}, nil
+		gc, ok := l.gate.admit(c)
+		if !ok {
+			release()
+			l.refused.refuse(reasonTooManyConns, c.RemoteAddr(), "peer port, not authenticated")
+			c.Close()
+			continue
+		}
+		return &limitedConn{Conn: gc, release: release}, nil
 	}
 }

@@ -90,7 +90,7 @@ func TestGRPCReadFarDeadlineRefused(t *testing.T) {
 // TestByteBudget: first come, first served, a waiter that gives up
 // leaves, and a request larger than the budget takes all of it.
 func TestByteBudget(t *testing.T) {
-	b := newByteBudget(10)
+	b := newByteBudget(10, 10)
 	r1, _ := b.acquire(context.Background(), 6)
 	got := make(chan int, 3)
 	go func() { r, _ := b.acquire(context.Background(), 6); got <- 2; r() }()

@@ -34,9 +34,12 @@ type refusals struct {
 	now      func() time.Time
 	interval time.Duration
 	counter  *prometheus.CounterVec // nil: not exported
+	msg      string                 // the log message (default "peer refused")
 
-	mu   sync.Mutex
-	last map[refusalKey]*refusalState
+	mu         sync.Mutex
+	last       map[refusalKey]*refusalState
+	pruned     time.Time // last prune scan
+	pruneScans int       // for tests
 }
 
 type refusalKey struct{ reason, host string }
@@ -47,7 +50,7 @@ type refusalState struct {
 }
 
 func newRefusals(log *slog.Logger, now func() time.Time, interval time.Duration) *refusals {
-	return &refusals{log: log, now: now, interval: interval, last: map[refusalKey]*refusalState{}}
+	return &refusals{log: log, now: now, interval: interval, msg: "peer refused", last: map[refusalKey]*refusalState{}}
 }
 
 // refuse records one refusal of the caller at addr (may be nil).
@@ -68,7 +71,9 @@ func (r *refusals) refuse(reason string, addr net.Addr, detail string) {
 	k := refusalKey{reason, host}
 	st := r.last[k]
 	if st == nil {
-		if len(r.last) >= maxRefusalKeys {
+		if len(r.last) >= maxRefusalKeys && now.Sub(r.pruned) >= r.interval {
+			// At most once per interval: entries go stale no faster, and
+			// a flood from many hosts must not scan the table each time.
 			r.prune(now)
 		}
 		if len(r.last) >= maxRefusalKeys {
@@ -88,12 +93,14 @@ func (r *refusals) refuse(reason string, addr net.Addr, detail string) {
 	suppressed := st.suppressed
 	st.logged, st.suppressed = now, 0
 	r.mu.Unlock()
-	r.log.Warn("peer refused", "reason", reason, "peer", peerAddr, "detail", detail, "suppressed", suppressed)
+	r.log.Warn(r.msg, "reason", reason, "peer", peerAddr, "detail", detail, "suppressed", suppressed)
 }
 
 // prune drops pairs with nothing suppressed whose interval is over.
 // r.mu is held.
 func (r *refusals) prune(now time.Time) {
+	r.pruned = now
+	r.pruneScans++
 	for k, st := range r.last {
 		if st.suppressed == 0 && now.Sub(st.logged) >= r.interval {
 			delete(r.last, k)

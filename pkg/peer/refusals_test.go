@@ -104,7 +104,7 @@ func TestLargestRequestFits(t *testing.T) {
 	}
 	vol := strings.Repeat("v", maxDataString)
 	for _, m := range []proto.Message{&peerpb.HasRequest{Volume: vol, Keys: keys}, &peerpb.WarmRequest{Volume: vol, Keys: keys}} {
-		if n := proto.Size(m); n > maxRecvMsgSize*3/4 {
+		if n := proto.Size(m); n > maxRecvMsgSize-64<<10 { // 64 KiB of headroom
 			t.Errorf("%T of %d keys is %d bytes, limit %d", m, maxBatch, n, maxRecvMsgSize)
 		}
 	}
@@ -254,4 +254,27 @@ func counterValue(c prometheus.Counter) float64 {
 		return -1
 	}
 	return m.GetCounter().GetValue()
+}
+
+// TestRefusalPruneOncePerInterval: once the table is full, refusals from
+// further hosts scan it for stale entries at most once per interval, not
+// once each (a scan of 1024 entries under the lock per refusal).
+func TestRefusalPruneOncePerInterval(t *testing.T) {
+	now := time.Unix(1000, 0)
+	r := newRefusals(slog.New(slog.DiscardHandler), func() time.Time { return now }, time.Minute)
+	host := func(i int) net.Addr { return &net.TCPAddr{IP: net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)), Port: 1} }
+	for i := range maxRefusalKeys {
+		r.refuse(reasonBadFrame, host(i), "")
+	}
+	for i := range 1000 {
+		r.refuse(reasonBadFrame, host(maxRefusalKeys+i), "")
+	}
+	if r.pruneScans > 1 {
+		t.Errorf("%d prune scans for 1000 refusals within one interval, want at most 1", r.pruneScans)
+	}
+	now = now.Add(time.Minute)
+	r.refuse(reasonBadFrame, host(1<<20), "") // the interval is over: stale entries go
+	if len(r.last) > 2 || r.pruneScans > 2 {
+		t.Errorf("after the interval: %d entries, %d scans", len(r.last), r.pruneScans)
+	}
 }

@@ -167,6 +167,9 @@ type Server struct {
 	refused   *refusals
 	answers   *byteBudget
 	dataConns *connLimit
+	gate      *authGate
+	batches   *callLimit
+	originLog *refusals // rate-limits the origin-failure log
 }
 
 // NewServer returns a server for o.
@@ -180,9 +183,13 @@ func NewServer(o ServerOptions) (*Server, error) {
 		volumes:   make(map[string]*Volume),
 		slots:     newOriginSlots(o.OriginConcurrency),
 		refused:   newRefusals(o.Logger, o.Now, o.Limits.RefusalLogInterval),
-		answers:   newByteBudget(o.Limits.MaxAnswerBytes),
+		answers:   newByteBudget(o.Limits.MaxAnswerBytes, o.Limits.MaxAnswerBytes/answerShareDivisor),
 		dataConns: newConnLimit(o.Limits.MaxDataConns, o.Limits.MaxDataConnsPerHost),
+		gate:      newAuthGate(o.Limits.AuthTimeout, o.Limits.MaxPendingConnsPerHost),
+		batches:   newCallLimit(o.Limits.MaxBatchCalls, o.Limits.MaxBatchCallsPerHost),
+		originLog: newRefusals(o.Logger, o.Now, o.Limits.RefusalLogInterval),
 	}
+	s.originLog.msg = "origin fetch failed"
 	for i := range o.Volumes {
 		v := &o.Volumes[i]
 		s.volumes[v.Name], s.volumes[v.UUID] = v, v
@@ -208,18 +215,24 @@ func NewServer(o ServerOptions) (*Server, error) {
 // connection can make the server hold: default flow-control windows (a
 // client cannot push more than 64 KiB per stream unasked), shared write
 // buffers, at most MaxConcurrentStreams calls per connection, headers of
-// at most maxHeaderListSize and messages of at most maxRecvMsgSize.
+// at most maxHeaderListSize and messages of at most maxRecvMsgSize, a
+// handshake of at most AuthTimeout, and idle connections closed after
+// maxConnectionIdle. Connections accepted by Serve must also authenticate
+// a call within AuthTimeout (authGate).
 func (s *Server) GRPCServer() *grpc.Server {
 	var opts []grpc.ServerOption
 	if s.metrics != nil {
 		opts = append(opts, s.metrics.interceptors()...)
 	}
-	opts = append(opts, serverAuth(s.o.Token, s.refused)...)
+	opts = append(opts, serverAuth(s.o.Token, s.refused, s.gate.authenticated)...)
 	opts = append(opts,
 		grpc.SharedWriteBuffer(true),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.ForceServerCodecV2(newCountingCodec()),
 		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.MaxConcurrentStreams(s.o.Limits.MaxConcurrentStreams),
+		grpc.ConnectionTimeout(s.o.Limits.AuthTimeout),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: maxConnectionIdle}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
 	)
 	g := grpc.NewServer(opts...)
@@ -274,6 +287,10 @@ func (s *Server) volume(id string) (*Volume, error) {
 	return v, nil
 }
 
+// maxConnectionIdle is how long a gRPC connection without calls stays
+// open; clients reconnect on their next call.
+const maxConnectionIdle = 2 * time.Minute
+
 // maxKeyLen bounds a block key: the longest canonical one
 // (chunks/{id/1e6}/{id/1e3}/{id}_{index}_{size} with a 20-digit id, a
 // 19-digit index and an 8-digit size) is 91 bytes.
@@ -323,9 +340,9 @@ type blockInfo struct {
 // get returns bytes [off, off+limit) of the block, from the store or, on a
 // miss, from the origin through the single flight, and the function that
 // gives back the answer budget (Limits.MaxAnswerBytes) they hold; the
-// caller calls it once the bytes are sent. A hit takes its budget before
-// the store reads the block; a miss after the fetch (the origin slots
-// bound fetches in flight), so waiting for the origin holds none.
+// caller calls it once the bytes are sent. Both a hit and a miss take
+// their budget before the block is read (from the store or the origin),
+// one remote host at most its share of it (byteBudget).
 func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int64) ([]byte, blockInfo, peerpb.Source, func(), error) {
 	k := blockstore.Key{Volume: v.UUID, Object: key}
 	if size, ok := s.o.Store.Has(k); ok {
@@ -352,18 +369,23 @@ func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int6
 		release()
 	}
 	s.c.misses.Add(1)
+	// The budget first, so bytes fetched for this read are counted while
+	// they wait to be sent: what the key's size says, which bounds the
+	// object (readOrigin).
+	release, err := s.answers.acquire(ctx, answerWeight(key, off, limit))
+	if err != nil {
+		return nil, blockInfo{}, 0, nil, status.FromContextError(err).Err()
+	}
 	f, err := s.fetch(ctx, v, key, classRead)
 	if err != nil {
+		release()
 		return nil, blockInfo{}, 0, nil, err
 	}
 	size := int64(len(f.data))
 	start, end, err := blockstore.Range(off, limit, size)
 	if err != nil {
+		release()
 		return nil, blockInfo{}, 0, nil, rangeStatus(err, off, size)
-	}
-	release, err := s.answers.acquire(ctx, end-start)
-	if err != nil {
-		return nil, blockInfo{}, 0, nil, status.FromContextError(err).Err()
 	}
 	return f.data[start:end], blockInfo{Compressible: f.compressible, ObjectSize: size}, peerpb.Source_SOURCE_ORIGIN, release, nil
 }
@@ -414,7 +436,7 @@ func (s *Server) fetchOrigin(ctx context.Context, v *Volume, key, fkey string, c
 	}
 	if err != nil {
 		s.c.originErrors.Add(1)
-		s.log.Warn("origin fetch failed", "volume", v.Name, "key", key, "err", err)
+		s.originLog.refuse(v.Name, nil, key+": "+err.Error())
 		return fetched{}, err
 	}
 	f := fetched{data: data, compressible: compressible(data)}
@@ -444,6 +466,9 @@ func (s *Server) readOrigin(ctx context.Context, v *Volume, key string) ([]byte,
 			}
 			buf.Write(chunk[:n])
 			s.c.originBytes.Add(int64(n))
+			if buf.Len() > bk.Size+64<<10 { // the answer budget counts no more
+				return nil, fmt.Errorf("origin returned more than %d bytes for a block of %d", bk.Size+64<<10, bk.Size)
+			}
 		}
 		if err == io.EOF {
 			break
@@ -470,9 +495,12 @@ func compressible(data []byte) bool {
 }
 
 // send streams data in chunks, the header on the first and the checksum on
-// the last.
+// the last; a chunk the reader does not take within MaxWriteTimeout ends
+// the call (progressGuard).
 func (s *Server) send(stream grpc.ServerStreamingServer[peerpb.ReadChunk], data []byte, objectSize int64, src peerpb.Source, useS2 bool) error {
 	sum := crc32.Checksum(data, castagnoli)
+	guard := newProgressGuard(stream, s.o.Limits.MaxWriteTimeout)
+	defer guard.stop(stream.Context(), nil)
 	var enc []byte
 	first := true
 	for off := 0; first || off < len(data); {
@@ -491,8 +519,9 @@ func (s *Server) send(stream grpc.ServerStreamingServer[peerpb.ReadChunk], data 
 		if end == len(data) {
 			c.Last, c.Crc32C = true, sum
 		}
+		guard.arm()
 		if err := stream.Send(c); err != nil {
-			return err
+			return guard.stop(stream.Context(), err)
 		}
 		s.c.wireBytes.Add(int64(len(c.Data)))
 		off = end
@@ -504,26 +533,35 @@ func (s *Server) send(stream grpc.ServerStreamingServer[peerpb.ReadChunk], data 
 // maxBatch bounds the keys of one Warm or Has call.
 const maxBatch = 4096
 
-func (s *Server) batch(volume string, keys []string) (*Volume, error) {
+// batch checks a Has or Warm call and takes its place among the batch
+// calls (Limits.MaxBatchCalls); the caller calls release when done.
+func (s *Server) batch(ctx context.Context, volume string, keys []string) (v *Volume, release func(), err error) {
 	if len(keys) == 0 || len(keys) > maxBatch {
-		return nil, status.Errorf(codes.InvalidArgument, "want 1 to %d keys, got %d", maxBatch, len(keys))
+		return nil, nil, status.Errorf(codes.InvalidArgument, "want 1 to %d keys, got %d", maxBatch, len(keys))
 	}
 	for _, k := range keys {
 		if err := validateKey(k); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return s.volume(volume)
+	if v, err = s.volume(volume); err != nil {
+		return nil, nil, err
+	}
+	if release, err = s.batches.acquire(ctx, callerHost(ctx)); err != nil {
+		return nil, nil, err
+	}
+	return v, release, nil
 }
 
 // Warm implements peerpb.PeerServer. Keys are fetched concurrently, bounded
 // by the origin slots warms may hold (WarmSlots), at a lower priority than
 // reads.
 func (s *Server) Warm(ctx context.Context, req *peerpb.WarmRequest) (*peerpb.WarmResponse, error) {
-	v, err := s.batch(req.Volume, req.Keys)
+	v, release, err := s.batch(ctx, req.Volume, req.Keys)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	res := make([]*peerpb.WarmResult, len(req.Keys))
 	work := make(chan int)
 	done := make(chan struct{})
@@ -563,10 +601,11 @@ func (s *Server) warmOne(ctx context.Context, v *Volume, key string) *peerpb.War
 
 // Has implements peerpb.PeerServer.
 func (s *Server) Has(ctx context.Context, req *peerpb.HasRequest) (*peerpb.HasResponse, error) {
-	v, err := s.batch(req.Volume, req.Keys)
+	v, release, err := s.batch(ctx, req.Volume, req.Keys)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	sizes := make([]int64, len(req.Keys))
 	for i, k := range req.Keys {
 		sizes[i] = -1
