@@ -345,37 +345,24 @@ type blockInfo struct {
 // one remote host at most its share of it (byteBudget).
 func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int64) ([]byte, blockInfo, peerpb.Source, func(), error) {
 	k := blockstore.Key{Volume: v.UUID, Object: key}
-	if size, ok := s.o.Store.Has(k); ok {
-		release, err := s.answers.acquire(ctx, answerWeight(key, off, limit))
-		if err != nil {
-			return nil, blockInfo{}, 0, nil, status.FromContextError(err).Err()
-		}
-		data, m, err := s.o.Store.Get(ctx, k, off, limit)
-		switch {
-		case err == nil:
-			s.c.hits.Add(1)
-			return data, blockInfo{Compressible: m.Compressible, ObjectSize: size}, peerpb.Source_SOURCE_STORE, release, nil
-		case errors.Is(err, blockstore.ErrRange), errors.Is(err, blockstore.ErrInvalidRange):
-			release()
-			return nil, blockInfo{}, 0, nil, rangeStatus(err, off, size)
-		case errors.Is(err, blockstore.ErrCorrupt):
-			s.log.Warn("corrupt block dropped, refetching", "volume", v.Name, "key", key)
-		case ctx.Err() != nil:
-			release()
-			return nil, blockInfo{}, 0, nil, status.FromContextError(ctx.Err()).Err()
-		default:
-			s.log.Warn("store read failed, treating as miss", "volume", v.Name, "key", key, "err", err)
-		}
-		release()
-	}
-	s.c.misses.Add(1)
-	// The budget first, so bytes fetched for this read are counted while
-	// they wait to be sent: what the key's size says, which bounds the
-	// object (readOrigin).
+	// The budget first, for a hit and a miss alike: bytes loaded or
+	// fetched for this read are counted while they wait to be sent (what
+	// the key's size says, which bounds the object, readOrigin). Checking
+	// the store only after the wait means a reader that waited while
+	// another fetched this block serves the stored copy instead of
+	// fetching it again.
 	release, err := s.answers.acquire(ctx, answerWeight(key, off, limit))
 	if err != nil {
 		return nil, blockInfo{}, 0, nil, status.FromContextError(err).Err()
 	}
+	if data, info, ok, err := s.fromStore(ctx, v, k, off, limit); ok || err != nil {
+		if err != nil {
+			release()
+			return nil, blockInfo{}, 0, nil, err
+		}
+		return data, info, peerpb.Source_SOURCE_STORE, release, nil
+	}
+	s.c.misses.Add(1)
 	f, err := s.fetch(ctx, v, key, classRead)
 	if err != nil {
 		release()
@@ -388,6 +375,32 @@ func (s *Server) get(ctx context.Context, v *Volume, key string, off, limit int6
 		return nil, blockInfo{}, 0, nil, rangeStatus(err, off, size)
 	}
 	return f.data[start:end], blockInfo{Compressible: f.compressible, ObjectSize: size}, peerpb.Source_SOURCE_ORIGIN, release, nil
+}
+
+// fromStore reads a range of k from the store. ok reports a hit; err is a
+// status error for a read that must not go on to the origin (a bad range,
+// the caller gone). A block that is absent, corrupt (dropped by the store)
+// or unreadable is neither: the caller fetches it.
+func (s *Server) fromStore(ctx context.Context, v *Volume, k blockstore.Key, off, limit int64) ([]byte, blockInfo, bool, error) {
+	size, ok := s.o.Store.Has(k)
+	if !ok {
+		return nil, blockInfo{}, false, nil
+	}
+	data, m, err := s.o.Store.Get(ctx, k, off, limit)
+	switch {
+	case err == nil:
+		s.c.hits.Add(1)
+		return data, blockInfo{Compressible: m.Compressible, ObjectSize: size}, true, nil
+	case errors.Is(err, blockstore.ErrRange), errors.Is(err, blockstore.ErrInvalidRange):
+		return nil, blockInfo{}, false, rangeStatus(err, off, size)
+	case errors.Is(err, blockstore.ErrCorrupt):
+		s.log.Warn("corrupt block dropped, refetching", "volume", v.Name, "key", k.Object)
+	case ctx.Err() != nil:
+		return nil, blockInfo{}, false, status.FromContextError(ctx.Err()).Err()
+	default:
+		s.log.Warn("store read failed, treating as miss", "volume", v.Name, "key", k.Object, "err", err)
+	}
+	return nil, blockInfo{}, false, nil
 }
 
 type fetched struct {
