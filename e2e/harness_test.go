@@ -129,6 +129,8 @@ func (e *env) startNode(t *testing.T, name string, seeds []string, args ...strin
 		}
 	})
 	cn.start()
+	// A first start may have moved to other ports (cluster.Node.Start).
+	cn.peerAddr, cn.gossipAddr, cn.httpAddr = n.PeerAddr, n.GossipAddr, n.HTTPAddr
 	return cn
 }
 

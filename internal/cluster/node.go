@@ -1,8 +1,11 @@
 package cluster
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,21 +28,33 @@ type Node struct {
 	e                              *Env
 	cmd                            *exec.Cmd
 	exited                         chan struct{}
+	started                        bool // has been ready once: its addresses are fixed from then on
 }
+
+// errPortTaken: the node could not bind a port picked for it, because
+// another process took it between the pick and the bind.
+var errPortTaken = errors.New("a picked port was taken before the node bound it")
 
 // NewNode prepares a node with free ports; Start runs it.
 func (e *Env) NewNode(name string, seeds []string, args ...string) (*Node, error) {
 	n := &Node{Name: name, e: e, Seeds: seeds, Args: args, DataDir: filepath.Join(e.Dir, name)}
 	n.LogPath = n.DataDir + ".log"
-	for _, a := range []*string{&n.PeerAddr, &n.GossipAddr, &n.HTTPAddr} {
-		p, err := realtest.FreeTCPPort()
-		if err != nil {
-			return nil, err
-		}
-		*a = fmt.Sprintf("127.0.0.1:%d", p)
+	if err := n.pickPorts(); err != nil {
+		return nil, err
 	}
 	e.onClose(n.Kill)
 	return n, nil
+}
+
+func (n *Node) pickPorts() error {
+	for _, a := range []*string{&n.PeerAddr, &n.GossipAddr, &n.HTTPAddr} {
+		p, err := realtest.FreeTCPPort()
+		if err != nil {
+			return err
+		}
+		*a = fmt.Sprintf("127.0.0.1:%d", p)
+	}
+	return nil
 }
 
 // StartNode prepares and starts a node.
@@ -51,13 +66,34 @@ func (e *Env) StartNode(name string, seeds []string, args ...string) (*Node, err
 	return n, n.Start()
 }
 
-// Start runs the node and waits until it is ready.
+// Start runs the node and waits until it is ready. Free ports are picked
+// before the process binds them, so another process (an outgoing
+// connection's ephemeral port, say) can take one in between: a first start
+// that fails for that reason is retried on new ports, up to three times. A
+// node that has been ready once keeps its addresses.
 func (n *Node) Start() error {
+	for attempt := 1; ; attempt++ {
+		err := n.start()
+		if err == nil {
+			n.started = true
+			return nil
+		}
+		if n.started || attempt == 3 || !errors.Is(err, errPortTaken) {
+			return err
+		}
+		if err := n.pickPorts(); err != nil {
+			return err
+		}
+	}
+}
+
+func (n *Node) start() error {
 	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
+	logStart, _ := logf.Seek(0, io.SeekEnd)
 	args := append([]string{"serve",
 		"--data-dir", n.DataDir, "--capacity", "4GiB", "--min-free", "64MiB",
 		"--listen", n.PeerAddr, "--gossip-listen", n.GossipAddr, "--http-listen", n.HTTPAddr,
@@ -82,6 +118,9 @@ func (n *Node) Start() error {
 		}
 		select {
 		case <-n.exited:
+			if b, err := os.ReadFile(n.LogPath); err == nil && int64(len(b)) > logStart && bytes.Contains(b[logStart:], []byte("address already in use")) {
+				return fmt.Errorf("%s: %w:\n%s", n.Name, errPortTaken, n.LogTail(4000))
+			}
 			return fmt.Errorf("%s exited during start:\n%s", n.Name, n.LogTail(4000))
 		default:
 		}
