@@ -107,7 +107,7 @@ func (r *resolver) walk(pw *pathWalk, stack []step, comps []string, in *resolved
 		if pw.link == "" {
 			return ""
 		}
-		return fmt.Sprintf("%sreached through symlink %s -> %s%s", open, qn(pw.link), qn(pw.target), close)
+		return fmt.Sprintf("%sreached through symlink %s -> %s%s", open, QuoteName(pw.link), QuoteName(pw.target), close)
 	}
 	for _, name := range comps {
 		if name == "" {
@@ -118,20 +118,20 @@ func (r *resolver) walk(pw *pathWalk, stack []step, comps []string, in *resolved
 			ino, typ = stack[n-1].ino, stack[n-1].attr.Typ
 		}
 		if typ != meta.TypeDirectory {
-			return stack, fmt.Errorf("resolve %s: %w (%s is a file%s)", qn(pw.orig), ErrPathNotFound, qn(stackPath(stack)), via(", ", ""))
+			return stack, fmt.Errorf("resolve %s: %w (%s is a file%s)", QuoteName(pw.orig), ErrPathNotFound, QuoteName(stackPath(stack)), via(", ", ""))
 		}
 		if name == "." {
 			continue
 		}
 		if pw.comps++; pw.comps > MaxPathComponents {
-			return stack, fmt.Errorf("resolve %s: %w: walking it takes more than %d path components%s", qn(pw.orig), ErrSymlinkLoop, MaxPathComponents, via(" (", ")"))
+			return stack, fmt.Errorf("resolve %s: %w: walking it takes more than %d path components%s", QuoteName(pw.orig), ErrSymlinkLoop, MaxPathComponents, via(" (", ")"))
 		}
 		if name == ".." {
 			if len(stack) == 0 {
 				if in == nil { // splitVolumePath cleaned the path itself
-					return stack, fmt.Errorf("resolve %s: %w: \"..\" climbs above the volume root", qn(pw.orig), ErrInvalidPath)
+					return stack, fmt.Errorf("resolve %s: %w: \"..\" climbs above the volume root", QuoteName(pw.orig), ErrInvalidPath)
 				}
-				return stack, fmt.Errorf("resolve %s: symlink %s -> %s: %w: \"..\" climbs above the volume root", qn(pw.orig), qn(in.link), qn(in.target), ErrSymlinkOutside)
+				return stack, fmt.Errorf("resolve %s: symlink %s -> %s: %w: \"..\" climbs above the volume root", QuoteName(pw.orig), QuoteName(in.link), QuoteName(in.target), ErrSymlinkOutside)
 			}
 			stack = stack[:len(stack)-1]
 			continue
@@ -145,12 +145,12 @@ func (r *resolver) walk(pw *pathWalk, stack []step, comps []string, in *resolved
 		st := r.m.Lookup(r.mctx, ino, name, &next, &attr, false)
 		if st == syscall.ENOENT {
 			if pw.link == "" {
-				return stack, fmt.Errorf("resolve %s: %w", qn(pw.orig), ErrPathNotFound)
+				return stack, fmt.Errorf("resolve %s: %w", QuoteName(pw.orig), ErrPathNotFound)
 			}
-			return stack, fmt.Errorf("resolve %s: %w: %s does not exist%s", qn(pw.orig), ErrPathNotFound, qn(lp), via(" (", ")"))
+			return stack, fmt.Errorf("resolve %s: %w: %s does not exist%s", QuoteName(pw.orig), ErrPathNotFound, QuoteName(lp), via(" (", ")"))
 		}
 		if st != 0 {
-			return stack, r.metaErr("lookup "+qn(lp), st)
+			return stack, r.metaErr("lookup "+QuoteName(lp), st)
 		}
 		if attr.Typ != meta.TypeSymlink {
 			stack = append(stack, step{name: name, ino: next, attr: attr})
@@ -179,16 +179,16 @@ func (r *resolver) symlink(pw *pathWalk, stack []step, dir, ino meta.Ino, lp str
 	}
 	if pw.hops == MaxSymlinkHops {
 		return stack, fmt.Errorf("resolve %s: %w: followed %d symlinks, the last %s -> %s, and %s is one more (a loop?)",
-			qn(pw.orig), ErrSymlinkLoop, MaxSymlinkHops, qn(pw.link), qn(pw.target), qn(lp))
+			QuoteName(pw.orig), ErrSymlinkLoop, MaxSymlinkHops, QuoteName(pw.link), QuoteName(pw.target), QuoteName(lp))
 	}
 	if err := r.meter(pw); err != nil {
 		return stack, err
 	}
 	var buf []byte
 	if st := r.m.ReadLink(r.mctx, ino, &buf); st == syscall.ENOENT {
-		return stack, fmt.Errorf("resolve %s: %w: symlink %s vanished", qn(pw.orig), ErrPathNotFound, qn(lp))
+		return stack, fmt.Errorf("resolve %s: %w: symlink %s vanished", QuoteName(pw.orig), ErrPathNotFound, QuoteName(lp))
 	} else if st != 0 {
-		return stack, r.metaErr("readlink "+qn(lp), st)
+		return stack, r.metaErr("readlink "+QuoteName(lp), st)
 	}
 	target := string(buf)
 	pw.hops++
@@ -198,7 +198,7 @@ func (r *resolver) symlink(pw *pathWalk, stack []step, dir, ino meta.Ino, lp str
 		pw.first = target
 	}
 	if err := checkSymlinkTarget(target); err != nil {
-		return stack, fmt.Errorf("resolve %s: symlink %s -> %s: %w", qn(pw.orig), qn(lp), qn(target), err)
+		return stack, fmt.Errorf("resolve %s: symlink %s -> %s: %w", QuoteName(pw.orig), QuoteName(lp), QuoteName(target), err)
 	}
 	if strings.HasPrefix(target, "/") {
 		stack = stack[:0:0]
@@ -218,7 +218,7 @@ func (r *resolver) meter(pw *pathWalk) error {
 		return err
 	}
 	if r.lookups++; r.lookups > r.maxLookups {
-		return fmt.Errorf("resolve %s: %w: the paths and the symlinks they reach need more than %d metadata lookups", qn(pw.orig), ErrResolveBudget, r.maxLookups)
+		return fmt.Errorf("resolve %s: %w: the paths and the symlinks they reach need more than %d metadata lookups", QuoteName(pw.orig), ErrResolveBudget, r.maxLookups)
 	}
 	return nil
 }
@@ -237,7 +237,7 @@ func (r *resolver) followInTree(p string, anc []step, name string) error {
 	w, err := r.follow(p, append(parts, name), slices.Clone(anc))
 	switch {
 	case err == nil && !within(r.tree, w.path):
-		r.skip(p, w.target, fmt.Sprintf("leads to %s, outside the tree %s", qn(w.path), qn(r.tree)))
+		r.skip(p, w.target, fmt.Sprintf("leads to %s, outside the tree %s", QuoteName(w.path), QuoteName(r.tree)))
 	case err == nil:
 		// Inside the tree, so walked with it (and counted there); adding
 		// it here too costs nothing but keeps what it names whatever the
@@ -250,7 +250,7 @@ func (r *resolver) followInTree(p string, anc []step, name string) error {
 		}
 		return err
 	case errors.Is(err, ErrPathNotFound), errors.Is(err, ErrSymlinkLoop), errors.Is(err, ErrSymlinkOutside), errors.Is(err, ErrSymlinkTarget):
-		r.skip(p, w.target, strings.TrimPrefix(err.Error(), "resolve "+qn(p)+": "))
+		r.skip(p, w.target, strings.TrimPrefix(err.Error(), "resolve "+QuoteName(p)+": "))
 	default:
 		return err
 	}

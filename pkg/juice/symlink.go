@@ -136,8 +136,9 @@ func checkSymlinkTarget(target string) error {
 // reach a reader raw.
 const MaxQuotedName = 256
 
-// qn quotes a name from the volume for an error (see MaxQuotedName).
-func qn(s string) string {
+// QuoteName quotes a name from the volume for an error or a message (see
+// MaxQuotedName).
+func QuoteName(s string) string {
 	if len(s) <= MaxQuotedName {
 		return strconv.Quote(s)
 	}

@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -12,10 +11,6 @@ import (
 // controller writes (the CRD allows 32768 per condition; the log has
 // everything). Longer messages are clipped, ending with "…".
 const MaxMessage = 1024
-
-// maxQuoted is the most bytes of a volume-derived name (path, symlink
-// target) a message quotes before clipping it.
-const maxQuoted = 256
 
 // clip returns s cut to at most max bytes, on a rune boundary, ending
 // with "…" when cut.
@@ -29,20 +24,6 @@ func clip(s string, max int) string {
 		n--
 	}
 	return s[:n] + ell
-}
-
-// quoteName quotes a name from the volume for a message: Go-quoted (no
-// control characters reach a reader), clipped to maxQuoted bytes first
-// ("…" after the quotes tells it was).
-func quoteName(s string) string {
-	if len(s) <= maxQuoted {
-		return strconv.Quote(s)
-	}
-	n := maxQuoted
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return strconv.Quote(s[:n]) + "…"
 }
 
 // boundMessages clips the status message and every condition message of

@@ -45,13 +45,13 @@ type Outcome struct {
 // Summary describes the paths of the outcome in a few words for a status
 // message: those that went through symlinks, as "/models/m/latest" ->
 // "/models/m/v2", and the symlinks skipped. "" if there is nothing to say.
-// Names from the volume are quoted and clipped (see quoteName), and the
+// Names from the volume are quoted and clipped (see juice.QuoteName), and the
 // whole stays within MaxMessage bytes.
 func (o *Outcome) Summary() string {
 	var parts []string
 	for _, r := range o.Resolved {
 		if r.Followed() {
-			parts = append(parts, quoteName(r.Path)+" -> "+quoteName(r.Resolved))
+			parts = append(parts, juice.QuoteName(r.Path)+" -> "+juice.QuoteName(r.Resolved))
 		}
 	}
 	const maxLinks = 5 // the message stays short; the log has them all
@@ -62,7 +62,7 @@ func (o *Outcome) Summary() string {
 		s := fmt.Sprintf("%d symlinks skipped", o.SkippedLinks)
 		if len(o.Skipped) > 0 {
 			f := o.Skipped[0]
-			s += fmt.Sprintf(" (first: %s -> %s: %s)", quoteName(f.Link), quoteName(f.Target), clip(strings.ToValidUTF8(f.Reason, "\uFFFD"), 2*maxQuoted))
+			s += fmt.Sprintf(" (first: %s -> %s: %s)", juice.QuoteName(f.Link), juice.QuoteName(f.Target), clip(strings.ToValidUTF8(f.Reason, "\uFFFD"), 2*juice.MaxQuotedName))
 		}
 		parts = append(parts, s)
 	}
