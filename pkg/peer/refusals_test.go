@@ -156,6 +156,15 @@ func TestRefusalsCounted(t *testing.T) {
 	c.Write([]byte(dataMagic + "\xff\xff"))
 	io.Copy(io.Discard, c) // the server closes it
 	c.Close()
+	// The server gives a refused connection's slot back after its answer
+	// is written: wait until both are given back, so the next two
+	// connections are exactly at the per-host limit.
+	for deadline := time.Now().Add(10 * time.Second); f.srv.dataConns.open() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d data-plane connections still counted after their close", f.srv.dataConns.open())
+		}
+		time.Sleep(time.Millisecond)
+	}
 	c1, r1 := dataHello(testToken)
 	if err := readReplyStatus(r1); err != nil {
 		t.Fatal(err)
@@ -277,4 +286,12 @@ func TestRefusalPruneOncePerInterval(t *testing.T) {
 	if len(r.last) > 2 || r.pruneScans > 2 {
 		t.Errorf("after the interval: %d entries, %d scans", len(r.last), r.pruneScans)
 	}
+}
+
+// open returns how many connections hold a slot (for tests that wait
+// for the server to give slots back).
+func (l *connLimit) open() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.total
 }
