@@ -309,9 +309,12 @@ func TestDeleteCancelsRun(t *testing.T) {
 	}
 	key := client.ObjectKeyFromObject(w)
 	waitPhase(t, c, key, v1alpha1.PhaseRunning, 20*time.Second)
-	if !r.Running(key) {
-		t.Fatal("no run in progress")
-	}
+	// The status says Running before the run's goroutine is registered
+	// (the reconciler writes the status first): wait for the run itself.
+	eventually(t, 20*time.Second, "the run is in progress", func() (bool, string) {
+		calls, _ := fw.counts()
+		return r.Running(key) && calls == 1, fmt.Sprintf("running %v, %d calls", r.Running(key), calls)
+	})
 	if err := c.Delete(context.Background(), w); err != nil {
 		t.Fatal(err)
 	}
