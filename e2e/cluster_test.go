@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ringcache/ringcache/internal/juicetest"
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -82,7 +83,7 @@ func TestClusterServesVolume(t *testing.T) {
 		var wg sync.WaitGroup
 		errs := make(chan error, 16*len(keys))
 		for _, k := range keys {
-			owner := p.Owners(peer.RingKey(e.format.UUID, k), 1)[0]
+			owner := p.Owners(blockkey.Ring(e.format.UUID, k), 1)[0]
 			c := clients[owner.Addr]
 			for range 16 {
 				wg.Add(1)
@@ -129,7 +130,7 @@ func TestClusterServesVolume(t *testing.T) {
 		}
 		// A range of a block, served from the store.
 		k := keys[0]
-		owner := p.Owners(peer.RingKey(e.format.UUID, k), 1)[0]
+		owner := p.Owners(blockkey.Ring(e.format.UUID, k), 1)[0]
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		got, info, err := clients[owner.Addr].Read(rctx, "models", k, 1000, 5000)
@@ -185,7 +186,7 @@ func TestClusterServesVolume(t *testing.T) {
 
 	t.Run("a corrupt block file is dropped and refetched", func(t *testing.T) {
 		k := keys[0]
-		owner := nodeByAddr(nodes, p.Owners(peer.RingKey(e.format.UUID, k), 1)[0].Addr)
+		owner := nodeByAddr(nodes, p.Owners(blockkey.Ring(e.format.UUID, k), 1)[0].Addr)
 		path := findBlockFile(t, owner.dataDir, k)
 		b, err := os.ReadFile(path)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/ringcache/ringcache/internal/juicetest"
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/prefetch"
@@ -97,7 +98,7 @@ func holdersOf(t *testing.T, clients map[string]*peer.Client, key string) []stri
 
 func ownersOf(p *ring.Placement, uuid, key string, n int) []string {
 	var out []string
-	for _, m := range p.Owners(peer.RingKey(uuid, key), n) {
+	for _, m := range p.Owners(blockkey.Ring(uuid, key), n) {
 		out = append(out, m.Addr)
 	}
 	slices.Sort(out)

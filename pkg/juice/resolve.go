@@ -10,6 +10,8 @@ import (
 	"syscall"
 
 	"github.com/juicedata/juicefs/pkg/meta"
+
+	"github.com/ringcache/ringcache/pkg/blockkey"
 )
 
 // ErrPathNotFound is returned (wrapped, with the path) by Resolve for a
@@ -440,7 +442,7 @@ func (r *resolver) addFile(p string, ino meta.Ino, attr *meta.Attr) (int, error)
 // the given length, in file order, each once.
 func (r *resolver) fileBlocks(p string, ino meta.Ino, length uint64) ([]Block, error) {
 	var out []Block
-	own := make(map[BlockKey]bool)
+	own := make(map[blockkey.Key]bool)
 	bs := uint64(r.bs)
 	nchunks := (length + meta.ChunkSize - 1) / meta.ChunkSize
 	var ss []meta.Slice
@@ -479,7 +481,7 @@ func (r *resolver) fileBlocks(p string, ino meta.Ino, length uint64) ([]Block, e
 			first := uint64(s.Off) / bs
 			last := (uint64(s.Off) + n - 1) / bs
 			for i := first; i <= last; i++ {
-				bk := BlockKey{SliceID: s.Id, Index: int(i), Size: int(min(bs, uint64(s.Size)-i*bs)), HashPrefix: r.hashPrefix}
+				bk := blockkey.Key{SliceID: s.Id, Index: int(i), Size: int(min(bs, uint64(s.Size)-i*bs)), HashPrefix: r.hashPrefix}
 				if own[bk] {
 					continue
 				}

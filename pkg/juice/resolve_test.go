@@ -19,6 +19,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/juicetest"
 	"github.com/ringcache/ringcache/internal/realtest"
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/juice"
 )
 
@@ -120,7 +121,7 @@ func (v *memVolume) resolve(paths ...string) *juice.Resolution {
 }
 
 func (v *memVolume) key(id uint64, indx, size int) juice.Block {
-	return juice.Block{Key: juice.BlockKey{SliceID: id, Index: indx, Size: size, HashPrefix: v.format.HashPrefix}.String(), Size: int64(size)}
+	return juice.Block{Key: blockkey.Key{SliceID: id, Index: indx, Size: size, HashPrefix: v.format.HashPrefix}.String(), Size: int64(size)}
 }
 
 func wantBlocks(t *testing.T, what string, got, want []juice.Block) {
@@ -141,7 +142,7 @@ func checkResolution(t *testing.T, r *juice.Resolution) {
 		}
 		seen[b.Key] = true
 		sum += b.Size
-		bk, err := juice.ParseBlockKey(b.Key)
+		bk, err := blockkey.Parse(b.Key)
 		if err != nil || int64(bk.Size) != b.Size {
 			t.Errorf("block %+v: parse %+v, %v", b, bk, err)
 		}
@@ -510,7 +511,7 @@ func TestResolveRealVolume(t *testing.T) {
 				t.Errorf("%d files, %d bytes; want %d files, %d bytes", len(r.Files), r.Bytes, len(files), total)
 			}
 			for k, size := range got {
-				bk, err := juice.ParseBlockKey(k)
+				bk, err := blockkey.Parse(k)
 				if err != nil || bk.HashPrefix != tc.fo.HashPrefix || int64(bk.Size) != size {
 					t.Errorf("key %s: %+v, %v", k, bk, err)
 				}
@@ -522,7 +523,7 @@ func TestResolveRealVolume(t *testing.T) {
 				fb := r.Files[slices.IndexFunc(r.Files, func(f juice.FileBlocks) bool { return f.Path == "/t/sub/big" })]
 				ids := map[uint64]bool{}
 				for _, b := range fb.Blocks {
-					bk, _ := juice.ParseBlockKey(b.Key)
+					bk, _ := blockkey.Parse(b.Key)
 					ids[bk.SliceID] = true
 				}
 				if len(ids) < 2 { // a slice never crosses a chunk

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ringcache/ringcache/internal/juicetest"
 	"github.com/ringcache/ringcache/internal/realtest"
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/juice"
 )
 
@@ -77,7 +78,7 @@ func TestOpenVolumeRealRedisAndMinIO(t *testing.T) {
 				if o == nil || o.IsDir() {
 					continue
 				}
-				bk, err := juice.ParseBlockKey(o.Key())
+				bk, err := blockkey.Parse(o.Key())
 				if err != nil {
 					t.Errorf("object %q: %v", o.Key(), err)
 					continue

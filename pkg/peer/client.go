@@ -188,8 +188,3 @@ func (c *Client) Status(ctx context.Context) (*peerpb.StatusResponse, error) {
 	defer cancel()
 	return c.rpc.Status(ctx, &peerpb.StatusRequest{})
 }
-
-// RingKey is the key a block is placed by on the ring: the volume's UUID
-// and the object key, so equal object keys of different volumes spread
-// independently.
-func RingKey(volumeUUID, object string) string { return volumeUUID + "/" + object }

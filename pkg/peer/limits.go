@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/blockstore"
-	"github.com/ringcache/ringcache/pkg/juice"
 )
 
 // connLimit counts open connections, in total and per remote host, and
@@ -190,7 +190,7 @@ const maxAnswerSize = 16<<20 + 64<<10
 // answerWeight is what a read of [off, off+limit) of key holds of the
 // budget: the part of the block the key's size says it returns.
 func answerWeight(key string, off, limit int64) int64 {
-	bk, err := juice.ParseBlockKey(key)
+	bk, err := blockkey.Parse(key)
 	if err != nil {
 		return 1
 	}

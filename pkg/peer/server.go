@@ -24,8 +24,8 @@ import (
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/blockstore"
-	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
@@ -300,7 +300,7 @@ func validateKey(key string) error {
 	if len(key) > maxKeyLen {
 		return status.Errorf(codes.InvalidArgument, "key: longer than %d bytes", maxKeyLen)
 	}
-	if _, err := juice.ParseBlockKey(key); err != nil {
+	if _, err := blockkey.Parse(key); err != nil {
 		return status.Errorf(codes.InvalidArgument, "key: %v", err)
 	}
 	return nil
@@ -461,7 +461,7 @@ func (s *Server) fetchOrigin(ctx context.Context, v *Volume, key, fkey string, c
 }
 
 func (s *Server) readOrigin(ctx context.Context, v *Volume, key string) ([]byte, error) {
-	bk, _ := juice.ParseBlockKey(key) // validated by the caller
+	bk, _ := blockkey.Parse(key) // validated by the caller
 	rc, err := v.Origin.Get(ctx, key, 0, -1)
 	if err != nil {
 		return nil, err

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
@@ -216,7 +217,7 @@ func (e *Executor) survey(ctx context.Context, plan *Plan, view *ring.Placement)
 		}
 		i := len(keys)
 		index[b.Key] = i
-		ows := ownerAddrs(view, peer.RingKey(plan.VolumeUUID, b.Key), e.o.Replicas)
+		ows := ownerAddrs(view, blockkey.Ring(plan.VolumeUUID, b.Key), e.o.Replicas)
 		keys, sizes, owners = append(keys, b.Key), append(sizes, b.Size), append(owners, ows)
 		held = append(held, make([]bool, len(ows)))
 		for s, a := range ows {

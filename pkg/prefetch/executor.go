@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -185,7 +186,7 @@ func (e *Executor) newRun(plan *Plan, view *ring.Placement) *run {
 		if byKey[b.Key] != nil {
 			continue
 		}
-		blk := &block{key: b.Key, ringKey: peer.RingKey(plan.VolumeUUID, b.Key), size: b.Size}
+		blk := &block{key: b.Key, ringKey: blockkey.Ring(plan.VolumeUUID, b.Key), size: b.Size}
 		byKey[b.Key] = blk
 		r.blocks = append(r.blocks, blk)
 		r.prog.Bytes += b.Size

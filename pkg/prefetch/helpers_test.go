@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/blockstore"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
@@ -189,7 +190,7 @@ func (c *cluster) node(addr string) *testNode {
 
 // owners returns the first r owners of key in p.
 func owners(p *ring.Placement, key string, r int) []string {
-	return ownerAddrs(p, peer.RingKey(testUUID, key), r)
+	return ownerAddrs(p, blockkey.Ring(testUUID, key), r)
 }
 
 // holders returns the addresses of the nodes holding key.

@@ -20,7 +20,7 @@ type Plan struct {
 	// under instead.
 	Volume string `json:"volume"`
 	// VolumeUUID is the volume's UUID: nodes are asked by it and blocks
-	// are placed on the ring by it (peer.RingKey).
+	// are placed on the ring by it (blockkey.Ring).
 	VolumeUUID string `json:"volume_uuid"`
 	// Paths are the paths the plan was made from, as given.
 	Paths []string `json:"paths"`

@@ -17,6 +17,7 @@ import (
 	"github.com/juicedata/juicefs/pkg/object"
 	"google.golang.org/grpc"
 
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/blockstore"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
@@ -292,7 +293,7 @@ func (c *cluster) blockIn(p *ring.Placement, size, n int, pred func(owners []rin
 	c.t.Helper()
 	for range 100000 {
 		k := blockKey(int(c.nextID.Add(1)), size)
-		if pred == nil || pred(p.Owners(peer.RingKey(testVol, k), n)) {
+		if pred == nil || pred(p.Owners(blockkey.Ring(testVol, k), n)) {
 			data := randBytes(size)
 			if err := c.base.Put(testPrefix+k, bytes.NewReader(data)); err != nil {
 				c.t.Fatal(err)

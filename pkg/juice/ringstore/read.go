@@ -13,7 +13,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"github.com/ringcache/ringcache/pkg/juice"
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/peer"
 )
 
@@ -22,7 +22,7 @@ import (
 func (s *Store) Get(key string, off, limit int64, getters ...object.AttrGetter) (io.ReadCloser, error) {
 	block, ok := strings.CutPrefix(key, s.o.Prefix)
 	if ok {
-		_, err := juice.ParseBlockKey(block)
+		_, err := blockkey.Parse(block)
 		ok = err == nil
 	}
 	if !ok {
@@ -186,7 +186,7 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 func (s *Store) candidates(block string) []attempt {
 	var out []attempt
 	if v := s.view.Load(); v != nil {
-		for _, m := range v.placement.Owners(peer.RingKey(s.o.Volume, block), s.o.Owners) {
+		for _, m := range v.placement.Owners(blockkey.Ring(s.o.Volume, block), s.o.Owners) {
 			c := v.clients[m.Addr]
 			if c == nil {
 				continue

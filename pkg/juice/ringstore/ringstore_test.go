@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
@@ -431,7 +432,7 @@ func TestMembershipChange(t *testing.T) {
 	// cc leaves: its blocks go to their new owner, never to cc.
 	shrunk := placement(t, a.member, b.member, d.member)
 	k2, d2 := c.block(20000, ownedBy(cc.addr))
-	newOwner := c.nodeAt(shrunk.Owners(peer.RingKey(testVol, k2), 1)[0].Addr)
+	newOwner := c.nodeAt(shrunk.Owners(blockkey.Ring(testVol, k2), 1)[0].Addr)
 	c.setMembers(a.member, b.member, d.member)
 	waitFor(t, 5*time.Second, "the shrunk view", func() bool {
 		m := s.Members()

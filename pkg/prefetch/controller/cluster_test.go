@@ -17,6 +17,7 @@ import (
 	"github.com/ringcache/ringcache/internal/cluster"
 	"github.com/ringcache/ringcache/internal/juicetest"
 	"github.com/ringcache/ringcache/internal/realtest"
+	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/prefetch/api/v1alpha1"
@@ -113,7 +114,7 @@ func TestWarmupWarmsRealCacheNodes(t *testing.T) {
 		clients[n.PeerAddr] = cl
 	}
 	for _, b := range model.Blocks {
-		owner := placement.Owners(peer.RingKey(format.UUID, b.Key), 1)[0].Addr
+		owner := placement.Owners(blockkey.Ring(format.UUID, b.Key), 1)[0].Addr
 		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		sizes, err := clients[owner].Has(hctx, "models", []string{b.Key})
 		cancel()

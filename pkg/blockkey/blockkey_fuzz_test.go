@@ -1,15 +1,15 @@
-package juice
+package blockkey
 
 import (
 	"errors"
 	"testing"
 )
 
-// FuzzBlockKeyStrict feeds arbitrary strings to ParseBlockKey (beside
-// FuzzParseBlockKey, which checks canonical form only): it never
+// FuzzStrict feeds arbitrary strings to Parse (beside
+// FuzzParse, which checks canonical form only): it never
 // panics, fails only with ErrNotBlockKey, and a key it accepts is in
 // canonical form (String gives it back) with its fields in bounds.
-func FuzzBlockKeyStrict(f *testing.F) {
+func FuzzStrict(f *testing.F) {
 	for _, s := range []string{
 		"chunks/0/0/1_0_4194304", "chunks/0/1/1234_5_1048576", "chunks/D2/0/1234_0_4194304",
 		"chunks/0/0/1_0_16777217", "chunks/0/0/0_0_1", "chunks/0/0/01_0_1", "chunks/../x",
@@ -19,20 +19,20 @@ func FuzzBlockKeyStrict(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
-		b, err := ParseBlockKey(key)
+		b, err := Parse(key)
 		if err != nil {
 			if !errors.Is(err, ErrNotBlockKey) {
-				t.Fatalf("ParseBlockKey(%q): %v, want ErrNotBlockKey", key, err)
+				t.Fatalf("Parse(%q): %v, want ErrNotBlockKey", key, err)
 			}
 			return
 		}
 		if b.String() != key {
-			t.Fatalf("ParseBlockKey(%q) = %+v, which formats as %q", key, b, b.String())
+			t.Fatalf("Parse(%q) = %+v, which formats as %q", key, b, b.String())
 		}
 		if b.SliceID == 0 || b.Index < 0 || b.Size <= 0 || b.Size > maxBlockSize {
-			t.Fatalf("ParseBlockKey(%q) = %+v: field out of bounds", key, b)
+			t.Fatalf("Parse(%q) = %+v: field out of bounds", key, b)
 		}
-		if again, err := ParseBlockKey(b.String()); err != nil || again != b {
+		if again, err := Parse(b.String()); err != nil || again != b {
 			t.Fatalf("reparse of %q = %+v, %v; want %+v", key, again, err, b)
 		}
 	})
