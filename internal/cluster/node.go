@@ -187,11 +187,7 @@ func (n *Node) WaitMembers(ctx context.Context, want int, timeout time.Duration)
 		st, err := c.Status(sctx)
 		cancel()
 		if err == nil && len(st.Members) == want {
-			var ms []ring.Member
-			for _, m := range st.Members {
-				ms = append(ms, ring.Member{ID: m.Id, Addr: m.Addr, Weight: int(m.Weight), PlacementVersion: int(m.PlacementVersion)})
-			}
-			p, err := ring.NewPlacement(ring.Config{PartitionCount: int(st.PartitionCount), Load: st.Load}, ms)
+			p, err := peer.StatusPlacement(st)
 			return p, time.Since(start), err
 		}
 		if time.Since(start) > timeout {

@@ -100,7 +100,7 @@ func (c *ClusterRing) Placement(ctx context.Context) (*ring.Placement, error) {
 	if err != nil {
 		return nil, err
 	}
-	p, err := PlacementFromStatus(st)
+	p, err := peer.StatusPlacement(st)
 	if err != nil {
 		return nil, err
 	}
@@ -144,24 +144,6 @@ func (c *ClusterRing) Close() error {
 	}
 	c.clients = nil
 	return errors.Join(errs...)
-}
-
-// PlacementFromStatus rebuilds the placement a node reports in its Status:
-// a placement is a function of the member set and the ring parameters, so
-// this is the placement the node and every reader with its view use.
-func PlacementFromStatus(st *peerpb.StatusResponse) (*ring.Placement, error) {
-	if len(st.Members) == 0 {
-		return nil, fmt.Errorf("node %s reports no ring members", st.Addr)
-	}
-	ms := make([]ring.Member, 0, len(st.Members))
-	for _, m := range st.Members {
-		ms = append(ms, ring.Member{ID: m.Id, Addr: m.Addr, Weight: int(m.Weight), PlacementVersion: int(m.PlacementVersion)})
-	}
-	p, err := ring.NewPlacement(ring.Config{PartitionCount: int(st.PartitionCount), Load: st.Load}, ms)
-	if err != nil {
-		return nil, fmt.Errorf("placement of node %s: %w", st.Addr, err)
-	}
-	return p, nil
 }
 
 // samePlacement reports whether a and b place every key alike.

@@ -293,14 +293,11 @@ func (s *Store) refresh(ctx context.Context) {
 		return
 	}
 	old := s.view.Load()
-	members := make([]ring.Member, 0, len(st.Members))
-	for _, m := range st.Members {
-		members = append(members, ring.Member{ID: m.Id, Addr: m.Addr, Weight: int(m.Weight), PlacementVersion: int(m.PlacementVersion)})
-	}
+	members := peer.StatusMembers(st)
 	if old != nil && old.self == st.Addr && sameMembers(old.placement.Members(), members) {
 		return
 	}
-	p, err := ring.NewPlacement(ring.Config{PartitionCount: int(st.PartitionCount), Load: st.Load}, members)
+	p, err := peer.StatusPlacement(st)
 	if err != nil {
 		s.log.Warn("cannot build placement from the local node's view", "err", err)
 		return
