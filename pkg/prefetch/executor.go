@@ -18,6 +18,7 @@ type Executor struct {
 
 // New returns an executor for o.
 func New(o Options) (*Executor, error) {
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}

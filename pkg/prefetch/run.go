@@ -10,13 +10,17 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ringcache/ringcache/pkg/blockkey"
+	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
 
+// run is one warm-up in progress: the blocks of a plan, their queues per
+// owner, the calls in flight, the retry heap and the progress. Only the
+// goroutine of run.run changes it; send goroutines report on results.
 type run struct {
 	e       *Executor
 	o       *Options
-	clock   Clock
+	clock   clock.Clock
 	log     *slog.Logger
 	plan    *Plan
 	retries int
@@ -106,10 +110,15 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 		r.resolve(b)
 	}
 	var (
+		timer   clock.Timer // fires at timerAt; nil when none is armed
 		timerAt time.Time
-		timerC  <-chan time.Time
 		checks  int
 	)
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
 	for {
 		r.dispatch(ctx)
 		r.emit(false)
@@ -123,16 +132,24 @@ func (r *run) run(ctx context.Context) (*Result, error) {
 			}
 			break
 		}
-		if at, ok := r.nextWake(); !ok {
-			timerC = nil
-		} else if timerC == nil || !at.Equal(timerAt) {
-			timerAt, timerC = at, r.clock.After(max(at.Sub(r.clock.Now()), 0))
+		if at, ok := r.nextWake(); !ok || timer == nil || !at.Equal(timerAt) {
+			if timer != nil {
+				timer.Stop()
+				timer = nil
+			}
+			if ok {
+				timerAt, timer = at, r.clock.NewTimer(max(at.Sub(r.clock.Now()), 0))
+			}
+		}
+		var timerC <-chan time.Time // nil (never ready) without a timer
+		if timer != nil {
+			timerC = timer.C()
 		}
 		select {
 		case bt := <-r.results:
 			r.handle(bt)
 		case <-timerC:
-			timerC = nil
+			timer = nil
 			r.wake(ctx)
 		case <-ctx.Done():
 			// Sends end promptly: their calls carry ctx. What they

@@ -161,8 +161,10 @@ func (r *run) pace(ctx context.Context, n int64) error {
 	if d <= 0 {
 		return nil
 	}
+	t := r.clock.NewTimer(d)
+	defer t.Stop()
 	select {
-	case <-r.clock.After(d):
+	case <-t.C():
 		return nil
 	case <-ctx.Done():
 		return ctx.Err()
