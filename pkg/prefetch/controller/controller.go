@@ -29,29 +29,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 
+	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/prefetch/api/v1alpha1"
 )
-
-// Clock is the controller's time source for schedules, start and
-// completion times and deadline accounting. Tests inject a fake one. (The
-// executor's backoff and pacing, and the deadline timer, use real time.)
-type Clock interface{ Now() time.Time }
-
-// RealClock is the wall clock.
-type RealClock struct{}
-
-// Now implements Clock.
-func (RealClock) Now() time.Time { return time.Now() }
-
-// DefaultStatusInterval is how often a run writes its progress.
-const DefaultStatusInterval = 2 * time.Second
 
 // Reconciler reconciles Warmups. Create it with New.
 type Reconciler struct {
 	client client.Client // writes (and the manager's cache)
 	reader client.Reader // fresh reads from the API server
 	warmer Warmer
-	clock  Clock
+	clock  clock.Clock
 	every  time.Duration
 	log    logr.Logger
 
@@ -63,27 +50,15 @@ type Reconciler struct {
 	wg   sync.WaitGroup
 }
 
-// Options configures a Reconciler.
-type Options struct {
-	Warmer Warmer
-	// Clock defaults to the real clock.
-	Clock Clock
-	// StatusInterval is the least time between progress writes (default
-	// 2s).
-	StatusInterval time.Duration
-}
-
-// New returns a reconciler; SetupWithManager registers it.
-func New(o Options) *Reconciler {
-	if o.Clock == nil {
-		o.Clock = RealClock{}
-	}
-	if o.StatusInterval <= 0 {
-		o.StatusInterval = DefaultStatusInterval
+// New returns a reconciler for o; SetupWithManager registers it.
+func New(o Options) (*Reconciler, error) {
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	base, stop := context.WithCancel(context.Background())
 	return &Reconciler{warmer: o.Warmer, clock: o.Clock, every: o.StatusInterval, base: base, stop: stop,
-		runs: map[types.NamespacedName]*run{}, log: logr.Discard()}
+		runs: map[types.NamespacedName]*run{}, log: logr.Discard()}, nil
 }
 
 // SetupWithManager registers the controller with mgr. Runs stop when the

@@ -52,6 +52,8 @@ func (r *Reconciler) cancelRun(key types.NamespacedName, cur *run, why error) {
 	delete(r.runs, key)
 	r.mu.Unlock()
 	rn.cancel(why)
+	// A safety timeout on a shutdown path, so real time: a run that
+	// ignores its cancellation must not hang reconciles forever.
 	select {
 	case <-rn.done:
 	case <-time.After(time.Minute):
@@ -69,13 +71,16 @@ func (r *Reconciler) startRun(w *v1alpha1.Warmup, schedule, start time.Time) {
 		req.Bandwidth = w.Spec.Bandwidth.Value()
 	}
 	ctx, cancel := context.WithCancelCause(r.base)
-	rctx := ctx
+	// The deadline follows r.clock (a test advances it): a timer ends the
+	// run with errDeadline, at once if the deadline is past already (a
+	// resumed run).
+	stopDeadline := func() bool { return false }
 	if w.Spec.Deadline != nil {
-		left := w.Spec.Deadline.Duration - r.clock.Now().Sub(start)
-		var c context.CancelFunc
-		rctx, c = context.WithTimeoutCause(ctx, max(left, 0), errDeadline)
-		inner := cancel
-		cancel = func(err error) { inner(err); c() }
+		if left := w.Spec.Deadline.Duration - r.clock.Now().Sub(start); left <= 0 {
+			cancel(errDeadline)
+		} else {
+			stopDeadline = r.clock.AfterFunc(left, func() { cancel(errDeadline) }).Stop
+		}
 	}
 	rn := &run{key: key, gen: w.Generation, schedule: schedule, start: start, cancel: cancel, done: make(chan struct{})}
 	r.mu.Lock()
@@ -86,12 +91,13 @@ func (r *Reconciler) startRun(w *v1alpha1.Warmup, schedule, start time.Time) {
 	go func() {
 		defer r.wg.Done()
 		defer close(rn.done)
-		r.execute(rctx, rn, req, deadline)
+		r.execute(ctx, rn, req, deadline)
 		r.mu.Lock()
 		if r.runs[key] == rn {
 			delete(r.runs, key)
 		}
 		r.mu.Unlock()
+		stopDeadline()
 		cancel(nil)
 	}()
 }
@@ -120,9 +126,11 @@ func (r *Reconciler) execute(ctx context.Context, rn *run, req Request, deadline
 	}
 	stopWriter := make(chan struct{})
 	writerDone := make(chan struct{})
+	// The ticker is armed before Warm is called, so a test that sees the
+	// warmer report progress can advance the clock to the next write.
+	t := r.clock.NewTicker(r.every)
 	go func() {
 		defer close(writerDone)
-		t := time.NewTicker(r.every)
 		defer t.Stop()
 		for {
 			select {
@@ -130,7 +138,7 @@ func (r *Reconciler) execute(ctx context.Context, rn *run, req Request, deadline
 				return
 			case <-ctx.Done():
 				return
-			case <-t.C:
+			case <-t.C():
 			}
 			mu.Lock()
 			p, d := last, dirty
@@ -185,6 +193,8 @@ func (r *Reconciler) execute(ctx context.Context, rn *run, req Request, deadline
 		}
 	}
 	log.Info("warm-up ended", "phase", phase, "reason", reason, "message", msg)
+	// A safety bound on the last status write (real time: it only keeps a
+	// dead API server from holding the run's goroutine).
 	wctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	err = r.updateStatus(wctx, rn.key, func(w *v1alpha1.Warmup) bool {
