@@ -356,6 +356,11 @@ func TestDeadlineExceeded(t *testing.T) {
 		t.Fatalf("the run's timers: %v (%d armed)", err, clk.Waiters())
 	}
 	clk.Advance(time.Minute - time.Second)
+	// A timer that fires leaves the fake clock within Advance: both still
+	// armed means the deadline has not fired (its cancel runs async).
+	if n := clk.Waiters(); n != 2 {
+		t.Fatalf("1s before the deadline: %d timers armed, want the deadline and the progress ticker", n)
+	}
 	reconcileNow(t, r, key)
 	if got := get(t, c, key); !r.Running(key) || got.Status.Phase != v1alpha1.PhaseRunning {
 		t.Fatalf("1s before the deadline: running %v, phase %s", r.Running(key), got.Status.Phase)
