@@ -10,7 +10,9 @@
 // status says Running (warming is idempotent: cached blocks cost nothing).
 // Deleting a Warmup cancels its run (the reconcile of a Warmup that is
 // gone cancels it; no finalizer, as a run leaves nothing to clean up).
-// See docs/warmup.md for the semantics of schedules, lead times,
+// Schedules, start and completion times, run deadlines and progress
+// writes follow Options.Clock (a clock.Clock), so tests advance a fake
+// one. See docs/warmup.md for the semantics of schedules, lead times,
 // deadlines, missed schedules and overlapping runs.
 package controller
 
