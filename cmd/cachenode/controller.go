@@ -195,13 +195,16 @@ func runController(ctx context.Context, args []string, stdout, stderr io.Writer)
 		}
 		urls = controller.SecretSource{Reader: mgr.GetAPIReader(), Secret: name}
 	}
-	r := controller.New(controller.Options{
+	r, err := controller.New(controller.Options{
 		Warmer: &controller.ClusterWarmer{
 			Seeds: splitAddrs(f.seeds), Token: tok, MetaURLs: urls, Logger: logger,
 			Options: prefetch.Options{CallTimeout: f.callTimeout},
 		},
 		StatusInterval: f.statusInterval,
 	})
+	if err != nil {
+		return err
+	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -3,6 +3,8 @@ package prefetch
 import (
 	"strings"
 	"testing"
+
+	"github.com/ringcache/ringcache/pkg/clock"
 )
 
 // TestCheckAndDryRunHalfWarm: one of two files is warm; Check and DryRun
@@ -10,7 +12,7 @@ import (
 func TestCheckAndDryRunHalfWarm(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 3})
 	plan := c.plan(1, map[string]int{"/m/a": 12, "/m/b": 8}, 1000)
-	r := newTestRing(c, realClock{})
+	r := newTestRing(c, clock.Real())
 	e := newExecutor(t, Options{Ring: r, ViewRefresh: -1})
 	if res, err := e.Run(ctx30s(t), subPlan(plan, "/m/a")); err != nil || res.BlocksDone != 12 {
 		t.Fatalf("warm /m/a: %+v, %v", res, err)
@@ -104,7 +106,7 @@ func TestCheckAndDryRunHalfWarm(t *testing.T) {
 func TestDryRunDoesNotFit(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 2, capacity: 10_000})
 	plan := c.plan(1, map[string]int{"/big": 30}, 1000) // 30 kB for 20 kB of capacity
-	e := newExecutor(t, Options{Ring: newTestRing(c, realClock{}), ViewRefresh: -1})
+	e := newExecutor(t, Options{Ring: newTestRing(c, clock.Real()), ViewRefresh: -1})
 	dr, err := e.DryRun(ctx30s(t), plan)
 	if err != nil {
 		t.Fatal(err)

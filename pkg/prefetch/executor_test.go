@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
 
@@ -35,7 +36,19 @@ func TestOptionsValidate(t *testing.T) {
 			t.Errorf("%s: got %v, want an error containing %q", tt.name, err, tt.msg)
 		}
 	}
+	// Validate only checks, and reports every problem at once.
+	bad := Options{Ring: r, Replicas: -1, Bandwidth: -1}
+	err := bad.Validate()
+	for _, want := range []string{"prefetch: invalid options", "replicas must be at least 1", "bandwidth must not be negative", "batch size must be in"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate of %+v: got %v, want it to contain %q", bad, err, want)
+		}
+	}
+	if bad.BatchSize != 0 || bad.Clock != nil || bad.Logger != nil {
+		t.Errorf("Validate modified the options: %+v", bad)
+	}
 	o := Options{Ring: r}
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +66,7 @@ func TestRunGroupsAndBatches(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 3})
 	plan := c.plan(1, map[string]int{"/m/a": 40, "/m/b": 30, "/m/c": 30, "/m/empty": 0}, 1000)
 	c.origin.delay = 2 * time.Millisecond
-	r := newTestRing(c, realClock{})
+	r := newTestRing(c, clock.Real())
 	var last Progress
 	var calls int
 	e := newExecutor(t, Options{Ring: r, BatchSize: 8, Concurrency: 2, ViewRefresh: -1,
@@ -220,7 +233,7 @@ func TestRunOwnerDiesMidway(t *testing.T) {
 	}
 	after := c.without(victim)
 
-	r := newTestRing(c, realClock{})
+	r := newTestRing(c, clock.Real())
 	var (
 		mu       sync.Mutex
 		killedAt = -1 // Placement calls made when the victim died
@@ -325,7 +338,7 @@ func TestRunBandwidthRealClock(t *testing.T) {
 	const kib, mib = 1 << 10, 1 << 20
 	c := newCluster(t, clusterOptions{nodes: 2})
 	plan := c.plan(1, map[string]int{"/a": 24}, 256*kib) // 6 MiB
-	e := newExecutor(t, Options{Ring: newTestRing(c, realClock{}), Bandwidth: 2 * mib, ViewRefresh: -1})
+	e := newExecutor(t, Options{Ring: newTestRing(c, clock.Real()), Bandwidth: 2 * mib, ViewRefresh: -1})
 	start := time.Now()
 	res, err := e.Run(ctx30s(t), plan)
 	if err != nil || res.BlocksDone != 24 {
@@ -343,7 +356,7 @@ func TestRunFatalErrors(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 1})
 	plan := c.plan(1, map[string]int{"/a": 2}, 1000)
 	plan.VolumeUUID = "no-such-volume"
-	e := newExecutor(t, Options{Ring: newTestRing(c, realClock{}), ViewRefresh: -1, BackoffInitial: time.Hour})
+	e := newExecutor(t, Options{Ring: newTestRing(c, clock.Real()), ViewRefresh: -1, BackoffInitial: time.Hour})
 	res, err := e.Run(ctx30s(t), plan)
 	if err != nil {
 		t.Fatal(err)
@@ -361,7 +374,7 @@ func TestRunCancel(t *testing.T) {
 	c.origin.delay = 20 * time.Millisecond
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	e := newExecutor(t, Options{Ring: newTestRing(c, realClock{}), BatchSize: 2, Concurrency: 1, ViewRefresh: -1, ProgressInterval: time.Nanosecond,
+	e := newExecutor(t, Options{Ring: newTestRing(c, clock.Real()), BatchSize: 2, Concurrency: 1, ViewRefresh: -1, ProgressInterval: time.Nanosecond,
 		OnProgress: func(p Progress) {
 			if p.BlocksDone >= 4 {
 				cancel()
@@ -378,7 +391,7 @@ func TestRunCancel(t *testing.T) {
 
 func TestRunEmptyPlanAndEmptyRing(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 1})
-	r := newTestRing(c, realClock{})
+	r := newTestRing(c, clock.Real())
 	e := newExecutor(t, Options{Ring: r})
 	res, err := e.Run(ctx30s(t), &Plan{Volume: testVolume, VolumeUUID: testUUID, Files: nil})
 	if err != nil || res.Blocks != 0 || res.BlocksDone != 0 || res.ETA != 0 {

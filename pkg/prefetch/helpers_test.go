@@ -16,6 +16,7 @@ import (
 
 	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/blockstore"
+	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
@@ -262,7 +263,7 @@ func subPlan(p *Plan, paths ...string) *Plan {
 // record the calls they get.
 type testRing struct {
 	c     *cluster
-	clock Clock
+	clock clock.Clock
 
 	mu        sync.Mutex
 	placement func(call int) *ring.Placement // nil: c.view
@@ -270,7 +271,7 @@ type testRing struct {
 	nodes     map[string]*recNode
 }
 
-func newTestRing(c *cluster, clock Clock) *testRing {
+func newTestRing(c *cluster, clock clock.Clock) *testRing {
 	return &testRing{c: c, clock: clock, nodes: map[string]*recNode{}}
 }
 
@@ -316,7 +317,7 @@ func (r *testRing) placementCalls() int {
 type recNode struct {
 	*peer.Client
 	addr  string
-	clock Clock
+	clock clock.Clock
 
 	mu          sync.Mutex
 	warms       []warmCall
@@ -349,13 +350,16 @@ func (n *recNode) calls() []warmCall {
 	return append([]warmCall(nil), n.warms...)
 }
 
-// autoClock is a fake clock whose After returns at once, moving the clock
-// to the end of the wait: a run's waits take no real time, and the clock
-// ends at the latest time anything waited for.
+// autoClock is a fake clock.Clock whose timers fire at once, moving the
+// clock to the end of the wait: a run's waits take no real time, and the
+// clock ends at the latest time anything waited for. (clocktest.Fake would
+// need the test to know when the run is idle to advance it.)
 type autoClock struct {
 	mu  sync.Mutex
 	now time.Time
 }
+
+var _ clock.Clock = (*autoClock)(nil)
 
 func newAutoClock() *autoClock { return &autoClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)} }
 
@@ -365,15 +369,59 @@ func (c *autoClock) Now() time.Time {
 	return c.now
 }
 
-func (c *autoClock) After(d time.Duration) <-chan time.Time {
+// passed moves the clock to the end of a wait of d and returns that time.
+func (c *autoClock) passed(d time.Duration) time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if t := c.now.Add(d); t.After(c.now) {
 		c.now = t
 	}
-	ch := make(chan time.Time, 1)
-	ch <- c.now
-	return ch
+	return c.now
+}
+
+// NewTimer returns a timer that has fired already, d later.
+func (c *autoClock) NewTimer(d time.Duration) clock.Timer {
+	t := &autoTimer{c: c, ch: make(chan time.Time, 1)}
+	t.ch <- c.passed(d)
+	return t
+}
+
+// AfterFunc calls f at once, d later.
+func (c *autoClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	c.passed(d)
+	go f()
+	return &autoTimer{c: c, f: f}
+}
+
+// NewTicker is not supported: a ticker firing at once would spin.
+func (c *autoClock) NewTicker(time.Duration) clock.Ticker {
+	panic("autoClock: NewTicker is not supported")
+}
+
+type autoTimer struct {
+	c  *autoClock
+	ch chan time.Time // nil for AfterFunc
+	f  func()         // AfterFunc's
+}
+
+func (t *autoTimer) C() <-chan time.Time { return t.ch }
+
+// Stop reports false: the timer fired when it was made.
+func (t *autoTimer) Stop() bool { return false }
+
+// Reset fires the timer again at once, d later.
+func (t *autoTimer) Reset(d time.Duration) bool {
+	if t.f != nil {
+		t.c.passed(d)
+		go t.f()
+		return false
+	}
+	select {
+	case <-t.ch:
+	default:
+	}
+	t.ch <- t.c.passed(d)
+	return false
 }
 
 func ctx30s(t *testing.T) context.Context {

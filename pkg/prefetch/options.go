@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/peer"
 )
 
@@ -25,19 +26,8 @@ const (
 	MaxBatchSize = 4096
 )
 
-// Clock is the time source of an Executor: backoff and pacing waits,
-// progress rate and ETA. Per-call deadlines use real time.
-type Clock interface {
-	Now() time.Time
-	After(d time.Duration) <-chan time.Time
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
-
-// Options configures an Executor. Zero values mean the defaults.
+// Options configures an Executor. Zero values mean the defaults; New calls
+// EnsureDefaults and then Validate.
 type Options struct {
 	// Ring gives the placement and clients of its members. Give either
 	// Ring, or Seeds and Token (the executor then uses a ClusterRing and
@@ -91,24 +81,16 @@ type Options struct {
 	// ProgressInterval is the least time between OnProgress calls
 	// (default 1s).
 	ProgressInterval time.Duration
-	// Clock is the time source (default: the real clock).
-	Clock Clock
+	// Clock is the time of backoff and pacing waits, placement refreshes,
+	// progress intervals, rate and ETA (default clock.Real()). Per-call
+	// deadlines (CallTimeout) bound network calls and use real time.
+	Clock clock.Clock
 	// Logger receives structured logs (default: discard).
 	Logger *slog.Logger
 }
 
-// Validate fills in defaults and checks o.
-func (o *Options) Validate() error {
-	switch {
-	case o.Ring != nil && (len(o.Seeds) > 0 || len(o.Token) > 0):
-		return errors.New("prefetch: give Ring, or Seeds and Token, not both")
-	case o.Ring == nil && len(o.Seeds) == 0:
-		return errors.New("prefetch: Ring or Seeds is required")
-	case o.Ring == nil:
-		if err := peer.ValidateToken(o.Token); err != nil {
-			return fmt.Errorf("prefetch: %w", err)
-		}
-	}
+// EnsureDefaults sets every zero-valued optional field to its default.
+func (o *Options) EnsureDefaults() {
 	if o.Replicas == 0 {
 		o.Replicas = DefaultReplicas
 	}
@@ -120,8 +102,6 @@ func (o *Options) Validate() error {
 	}
 	if o.Retries == 0 {
 		o.Retries = DefaultRetries
-	} else if o.Retries < 0 {
-		o.Retries = -1
 	}
 	if o.BackoffInitial == 0 {
 		o.BackoffInitial = DefaultBackoffInitial
@@ -138,27 +118,48 @@ func (o *Options) Validate() error {
 	if o.ProgressInterval == 0 {
 		o.ProgressInterval = DefaultProgressInterval
 	}
-	if o.Clock == nil {
-		o.Clock = realClock{}
-	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+}
+
+// Validate checks o (after EnsureDefaults) and reports every problem.
+func (o *Options) Validate() error {
+	var errs []error
 	switch {
-	case o.Replicas < 1:
-		return fmt.Errorf("prefetch: replicas must be at least 1, not %d", o.Replicas)
-	case o.BatchSize < 1 || o.BatchSize > MaxBatchSize:
-		return fmt.Errorf("prefetch: batch size must be in [1, %d], not %d", MaxBatchSize, o.BatchSize)
-	case o.Concurrency < 1:
-		return fmt.Errorf("prefetch: concurrency must be at least 1, not %d", o.Concurrency)
-	case o.Bandwidth < 0:
-		return fmt.Errorf("prefetch: bandwidth must not be negative, not %d", o.Bandwidth)
-	case o.BackoffInitial < 0 || o.BackoffMax < o.BackoffInitial:
-		return fmt.Errorf("prefetch: want 0 < backoff initial (%v) <= backoff max (%v)", o.BackoffInitial, o.BackoffMax)
-	case o.CallTimeout < 0:
-		return fmt.Errorf("prefetch: call timeout must not be negative, not %v", o.CallTimeout)
-	case o.ProgressInterval < 0:
-		return fmt.Errorf("prefetch: progress interval must not be negative, not %v", o.ProgressInterval)
+	case o.Ring != nil && (len(o.Seeds) > 0 || len(o.Token) > 0):
+		errs = append(errs, errors.New("give Ring, or Seeds and Token, not both"))
+	case o.Ring == nil && len(o.Seeds) == 0:
+		errs = append(errs, errors.New("Ring or Seeds is required"))
+	case o.Ring == nil:
+		if err := peer.ValidateToken(o.Token); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if o.Replicas < 1 {
+		errs = append(errs, fmt.Errorf("replicas must be at least 1, not %d", o.Replicas))
+	}
+	if o.BatchSize < 1 || o.BatchSize > MaxBatchSize {
+		errs = append(errs, fmt.Errorf("batch size must be in [1, %d], not %d", MaxBatchSize, o.BatchSize))
+	}
+	if o.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency must be at least 1, not %d", o.Concurrency))
+	}
+	if o.Bandwidth < 0 {
+		errs = append(errs, fmt.Errorf("bandwidth must not be negative, not %d", o.Bandwidth))
+	}
+	if o.BackoffInitial < 0 || o.BackoffMax < o.BackoffInitial {
+		errs = append(errs, fmt.Errorf("want 0 < backoff initial (%v) <= backoff max (%v)", o.BackoffInitial, o.BackoffMax))
+	}
+	if o.CallTimeout < 0 {
+		errs = append(errs, fmt.Errorf("call timeout must not be negative, not %v", o.CallTimeout))
+	}
+	if o.ProgressInterval < 0 {
+		errs = append(errs, fmt.Errorf("progress interval must not be negative, not %v", o.ProgressInterval))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("prefetch: invalid options: %w", err)
 	}
 	return nil
 }

@@ -98,3 +98,41 @@ func eta(remaining int64, rate float64) time.Duration {
 	}
 	return time.Duration(float64(remaining) / rate * float64(time.Second)).Round(time.Second)
 }
+
+// emit calls OnProgress if ProgressInterval has passed (or force).
+func (r *run) emit(force bool) {
+	now := r.clock.Now()
+	if !force && now.Sub(r.lastEmit) < r.o.ProgressInterval {
+		return
+	}
+	r.lastEmit = now
+	p := r.prog
+	p.Elapsed = now.Sub(r.start)
+	r.meter.add(now, p.BytesDone)
+	p.Rate = r.meter.rate()
+	p.ETA = eta(p.Remaining(), p.Rate)
+	if r.o.OnProgress != nil {
+		r.o.OnProgress(p)
+	}
+}
+
+// result is the run's Result; it also goes to OnProgress.
+func (r *run) result() *Result {
+	now := r.clock.Now()
+	p := r.prog
+	p.Elapsed = now.Sub(r.start)
+	if p.Elapsed > 0 {
+		p.Rate = float64(p.BytesDone) / p.Elapsed.Seconds()
+	}
+	p.ETA = eta(p.Remaining(), p.Rate)
+	res := &Result{Progress: p, Failed: []FailedBlock{}}
+	for _, b := range r.blocks {
+		if b.state == stFailed {
+			res.Failed = append(res.Failed, FailedBlock{Key: b.key, Size: b.size, Owners: b.owners, Attempts: b.attempts, Error: b.lastErr})
+		}
+	}
+	if r.o.OnProgress != nil {
+		r.o.OnProgress(p)
+	}
+	return res
+}

@@ -57,6 +57,8 @@ func PlanVolume(ctx context.Context, cr *ClusterRing, metaURL, volume string, pa
 		}
 		return nil, fmt.Errorf("%w %q: the cache nodes serve %s", ErrUnknownVolume, volume, strings.Join(names, ", "))
 	}
+	// A safety bound on reaching the metadata engine: real time, not a
+	// clock.Clock, as it only keeps a dead engine from hanging the caller.
 	octx, cancel := context.WithTimeout(ctx, time.Minute)
 	m, format, err := juice.OpenMeta(octx, metaURL)
 	cancel()

@@ -18,6 +18,7 @@ import (
 	"github.com/ringcache/ringcache/internal/juicetest"
 	"github.com/ringcache/ringcache/internal/realtest"
 	"github.com/ringcache/ringcache/pkg/blockkey"
+	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/prefetch/api/v1alpha1"
@@ -83,7 +84,7 @@ func TestWarmupWarmsRealCacheNodes(t *testing.T) {
 		Seeds: []string{nodes[0].PeerAddr}, Token: []byte(strings.TrimSpace(string(tok))),
 		MetaURLs: controller.SecretSource{Reader: c, Secret: types.NamespacedName{Namespace: ns, Name: "ringcache-volumes"}},
 	}
-	startController(t, ns, warmer, controller.RealClock{})
+	startController(t, ns, warmer, clock.Real())
 	env.Proxy.Reset()
 
 	w := newWarmup(ns, "llama", v1alpha1.WarmupPolicy{})

@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 	"github.com/ringcache/ringcache/pkg/prefetch/api/v1alpha1"
 )
 
@@ -103,7 +104,7 @@ func TestSchemaRejectsInvalidSpecs(t *testing.T) {
 func TestInvalidScheduleReportedInStatus(t *testing.T) {
 	c, ns := needAPI(t)
 	fw := &fakeWarmer{}
-	startController(t, ns, fw, &fakeClock{now: time.Date(2030, 3, 4, 7, 0, 0, 0, time.UTC)})
+	r := startController(t, ns, fw, clocktest.New(time.Date(2030, 3, 4, 7, 0, 0, 0, time.UTC)))
 	w := newWarmup(ns, "bad-cron", v1alpha1.WarmupPolicy{Type: v1alpha1.PolicySchedule, Schedule: "61 8 * * *", LeadTime: dur(20 * time.Minute)})
 	if err := c.Create(context.Background(), w); err != nil {
 		t.Fatal(err)
@@ -117,9 +118,11 @@ func TestInvalidScheduleReportedInStatus(t *testing.T) {
 	if !contains(got.Status.Message, "invalid spec") || got.Status.NextScheduleTime != nil || got.Status.StartTime != nil {
 		t.Errorf("status = %+v", got.Status)
 	}
-	time.Sleep(500 * time.Millisecond)
-	if calls, _ := fw.counts(); calls != 0 {
-		t.Errorf("%d warm-ups ran for an invalid spec", calls)
+	// The reconcile that wrote Failed started nothing; one more, run to
+	// its end here, starts nothing either.
+	reconcileNow(t, r, key)
+	if calls, _ := fw.counts(); calls != 0 || r.Running(key) {
+		t.Errorf("%d warm-ups ran (running %v) for an invalid spec", calls, r.Running(key))
 	}
 
 	// Fixing the spec lets it be scheduled.
@@ -146,8 +149,8 @@ func TestScheduleLeadTime(t *testing.T) {
 	at := func(d int, hh, mm, ss int) time.Time {
 		return day.AddDate(0, 0, d).Add(time.Duration(hh)*time.Hour + time.Duration(mm)*time.Minute + time.Duration(ss)*time.Second)
 	}
-	clock := &fakeClock{now: at(0, 7, 39, 30)}
-	startController(t, ns, fw, clock)
+	clk := clocktest.New(at(0, 7, 39, 30))
+	r := startController(t, ns, fw, clk)
 
 	policy := v1alpha1.WarmupPolicy{Type: v1alpha1.PolicySchedule, Schedule: "0 8 * * *", LeadTime: dur(20 * time.Minute)}
 	w := newWarmup(ns, "morning", policy)
@@ -163,22 +166,18 @@ func TestScheduleLeadTime(t *testing.T) {
 	skey := client.ObjectKeyFromObject(strict)
 
 	// 07:39:30: pending, next start 07:40.
-	for _, k := range []any{key, skey} {
-		_ = k
-	}
 	got := waitPhase(t, c, key, v1alpha1.PhasePending, 20*time.Second)
 	if !got.Status.NextScheduleTime.Time.Equal(at(0, 8, 0, 0)) || !got.Status.NextStartTime.Time.Equal(at(0, 7, 40, 0)) {
 		t.Errorf("at 07:39:30: next schedule %v, next start %v; want 08:00, 07:40", got.Status.NextScheduleTime, got.Status.NextStartTime)
 	}
 	waitPhase(t, c, skey, v1alpha1.PhasePending, 20*time.Second)
-	poke(t, c, key)
-	time.Sleep(time.Second)
-	if calls, _ := fw.counts(); calls != 0 {
-		t.Fatalf("at 07:39:30, %d runs started; want none before 07:40", calls)
+	reconcileNow(t, r, key)
+	if calls, _ := fw.counts(); calls != 0 || r.Running(key) {
+		t.Fatalf("at 07:39:30, %d runs started (running %v); want none before 07:40", calls, r.Running(key))
 	}
 
 	// 07:40: it runs.
-	clock.Set(at(0, 7, 40, 0))
+	clk.Set(at(0, 7, 40, 0))
 	poke(t, c, key)
 	got = waitPhase(t, c, key, v1alpha1.PhaseSucceeded, 20*time.Second)
 	st := got.Status
@@ -195,7 +194,7 @@ func TestScheduleLeadTime(t *testing.T) {
 
 	// 07:50, 10m after the start time: "strict" (startingDeadline 5m)
 	// skips its run and says so.
-	clock.Set(at(0, 7, 50, 0))
+	clk.Set(at(0, 7, 50, 0))
 	poke(t, c, skey)
 	eventually(t, 20*time.Second, "strict skips the late run", func() (bool, string) {
 		s := get(t, c, skey)
@@ -214,7 +213,7 @@ func TestScheduleLeadTime(t *testing.T) {
 
 	// Three days later at 07:45: the two schedule times in between were
 	// missed; the due one runs (5m late, no startingDeadline).
-	clock.Set(at(3, 7, 45, 0))
+	clk.Set(at(3, 7, 45, 0))
 	poke(t, c, key)
 	eventually(t, 20*time.Second, "the late run", func() (bool, string) {
 		g := get(t, c, key)
@@ -235,14 +234,21 @@ func TestScheduleLeadTime(t *testing.T) {
 func TestForbidOverlappingRuns(t *testing.T) {
 	c, ns := needAPI(t)
 	fw := &fakeWarmer{hold: make(chan struct{})}
-	clock := &fakeClock{now: time.Date(2030, 3, 4, 7, 40, 0, 0, time.UTC)}
-	r := startController(t, ns, fw, clock)
+	clk := clocktest.New(time.Date(2030, 3, 4, 7, 40, 0, 0, time.UTC))
+	r := startController(t, ns, fw, clk)
 	w := newWarmup(ns, "forbid", v1alpha1.WarmupPolicy{Type: v1alpha1.PolicySchedule, Schedule: "0 8 * * *", LeadTime: dur(20 * time.Minute)})
 	if err := c.Create(context.Background(), w); err != nil {
 		t.Fatal(err)
 	}
 	key := client.ObjectKeyFromObject(w)
 	got := waitPhase(t, c, key, v1alpha1.PhaseRunning, 20*time.Second)
+	// Progress is written at the status interval of the fake clock: once
+	// the warmer has reported, the next tick writes it.
+	eventually(t, 20*time.Second, "the warmer reports progress", func() (bool, string) {
+		n := fw.progressReported()
+		return n == 1, fmt.Sprintf("%d reports", n)
+	})
+	clk.Advance(statusInterval)
 	eventually(t, 10*time.Second, "progress in the status", func() (bool, string) {
 		got = get(t, c, key)
 		return got.Status.BlocksDone == 4 && got.Status.BlocksTotal == 10, fmt.Sprintf("%+v", got.Status)
@@ -251,7 +257,7 @@ func TestForbidOverlappingRuns(t *testing.T) {
 		t.Errorf("progress %q, want 40.0%%", got.Status.Progress)
 	}
 
-	clock.Set(time.Date(2030, 3, 5, 7, 41, 0, 0, time.UTC))
+	clk.Set(time.Date(2030, 3, 5, 7, 41, 0, 0, time.UTC))
 	poke(t, c, key)
 	eventually(t, 20*time.Second, "the overlapping run is skipped", func() (bool, string) {
 		got = get(t, c, key)
@@ -273,8 +279,8 @@ func TestForbidOverlappingRuns(t *testing.T) {
 func TestReplaceOverlappingRuns(t *testing.T) {
 	c, ns := needAPI(t)
 	fw := &fakeWarmer{hold: make(chan struct{})}
-	clock := &fakeClock{now: time.Date(2030, 3, 4, 7, 40, 0, 0, time.UTC)}
-	startController(t, ns, fw, clock)
+	clk := clocktest.New(time.Date(2030, 3, 4, 7, 40, 0, 0, time.UTC))
+	startController(t, ns, fw, clk)
 	w := newWarmup(ns, "replace", v1alpha1.WarmupPolicy{Type: v1alpha1.PolicySchedule, Schedule: "0 8 * * *",
 		LeadTime: dur(20 * time.Minute), ConcurrencyPolicy: v1alpha1.ReplaceConcurrent})
 	if err := c.Create(context.Background(), w); err != nil {
@@ -282,7 +288,7 @@ func TestReplaceOverlappingRuns(t *testing.T) {
 	}
 	key := client.ObjectKeyFromObject(w)
 	waitPhase(t, c, key, v1alpha1.PhaseRunning, 20*time.Second)
-	clock.Set(time.Date(2030, 3, 5, 7, 41, 0, 0, time.UTC))
+	clk.Set(time.Date(2030, 3, 5, 7, 41, 0, 0, time.UTC))
 	poke(t, c, key)
 	eventually(t, 20*time.Second, "the new run replaces the old", func() (bool, string) {
 		calls, canceled := fw.counts()
@@ -302,7 +308,7 @@ func TestDeleteCancelsRun(t *testing.T) {
 	c, ns := needAPI(t)
 	fw := &fakeWarmer{hold: make(chan struct{})}
 	defer close(fw.hold)
-	r := startController(t, ns, fw, &fakeClock{now: time.Date(2030, 3, 4, 7, 40, 0, 0, time.UTC)})
+	r := startController(t, ns, fw, clocktest.New(time.Date(2030, 3, 4, 7, 40, 0, 0, time.UTC)))
 	w := newWarmup(ns, "doomed", v1alpha1.WarmupPolicy{})
 	if err := c.Create(context.Background(), w); err != nil {
 		t.Fatal(err)
@@ -330,13 +336,37 @@ func TestDeadlineExceeded(t *testing.T) {
 	c, ns := needAPI(t)
 	fw := &fakeWarmer{hold: make(chan struct{})}
 	defer close(fw.hold)
-	startController(t, ns, fw, &fakeClock{now: time.Date(2030, 3, 4, 7, 40, 0, 0, time.UTC)})
+	clk := clocktest.New(time.Date(2030, 3, 4, 7, 40, 0, 0, time.UTC))
+	r := startController(t, ns, fw, clk)
 	w := newWarmup(ns, "slow", v1alpha1.WarmupPolicy{})
-	w.Spec.Deadline = dur(time.Second)
+	w.Spec.Deadline = dur(time.Minute)
 	if err := c.Create(context.Background(), w); err != nil {
 		t.Fatal(err)
 	}
-	got := waitPhase(t, c, client.ObjectKeyFromObject(w), v1alpha1.PhaseFailed, 20*time.Second)
+	key := client.ObjectKeyFromObject(w)
+	eventually(t, 20*time.Second, "the run is in progress", func() (bool, string) {
+		calls, _ := fw.counts()
+		return r.Running(key) && calls == 1, fmt.Sprintf("running %v, %d calls", r.Running(key), calls)
+	})
+	// The run armed its deadline timer and its progress ticker before
+	// calling the warmer. A second short of the deadline it still runs.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := clk.BlockUntil(ctx, 2); err != nil {
+		t.Fatalf("the run's timers: %v (%d armed)", err, clk.Waiters())
+	}
+	clk.Advance(time.Minute - time.Second)
+	// A timer that fires leaves the fake clock within Advance: both still
+	// armed means the deadline has not fired (its cancel runs async).
+	if n := clk.Waiters(); n != 2 {
+		t.Fatalf("1s before the deadline: %d timers armed, want the deadline and the progress ticker", n)
+	}
+	reconcileNow(t, r, key)
+	if got := get(t, c, key); !r.Running(key) || got.Status.Phase != v1alpha1.PhaseRunning {
+		t.Fatalf("1s before the deadline: running %v, phase %s", r.Running(key), got.Status.Phase)
+	}
+	clk.Advance(time.Second)
+	got := waitPhase(t, c, key, v1alpha1.PhaseFailed, 20*time.Second)
 	cond := condition(got, v1alpha1.ConditionComplete)
 	if cond == nil || cond.Reason != v1alpha1.ReasonDeadlineExceeded || got.Status.BlocksDone != 4 || got.Status.CompletionTime == nil {
 		t.Errorf("after the deadline: condition %+v, status %+v", cond, got.Status)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -25,6 +26,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/ringcache/ringcache/internal/realtest"
+	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/prefetch"
 	"github.com/ringcache/ringcache/pkg/prefetch/api/v1alpha1"
 	"github.com/ringcache/ringcache/pkg/prefetch/controller"
@@ -97,8 +99,13 @@ func needAPI(t *testing.T) (client.Client, string) {
 	return c, ns.Name
 }
 
-// startController runs a manager with the Warmup controller watching ns.
-func startController(t *testing.T, ns string, w controller.Warmer, clock controller.Clock) *controller.Reconciler {
+// statusInterval is the controller's StatusInterval in the tests. With a
+// fake clock, progress is written only when the test advances it.
+const statusInterval = 200 * time.Millisecond
+
+// startController runs a manager with the Warmup controller watching ns,
+// on clk (a *clocktest.Fake, or clock.Real() for the real cluster test).
+func startController(t *testing.T, ns string, w controller.Warmer, clk clock.Clock) *controller.Reconciler {
 	t.Helper()
 	skip := true
 	mgr, err := ctrl.NewManager(restCfg, ctrl.Options{
@@ -111,7 +118,10 @@ func startController(t *testing.T, ns string, w controller.Warmer, clock control
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := controller.New(controller.Options{Warmer: w, Clock: clock, StatusInterval: 200 * time.Millisecond})
+	r, err := controller.New(controller.Options{Warmer: w, Clock: clk, StatusInterval: statusInterval})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := r.SetupWithManager(mgr); err != nil {
 		t.Fatal(err)
 	}
@@ -127,22 +137,17 @@ func startController(t *testing.T, ns string, w controller.Warmer, clock control
 	return r
 }
 
-// fakeClock is a settable clock.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
+// reconcileNow runs one reconcile of key to its end in the test's
+// goroutine (besides the manager's). A run a reconcile starts is
+// registered (r.Running) before the reconcile returns and stays so until
+// it has called the warmer, so after reconcileNow, "no run started" is
+// !r.Running(key) with no warmer call: checked at a known instant, not
+// after a sleep.
+func reconcileNow(t *testing.T, r *controller.Reconciler, key types.NamespacedName) {
+	t.Helper()
+	if _, err := r.Reconcile(context.Background(), ctrl.Request{NamespacedName: key}); err != nil && !apierrors.IsConflict(err) {
+		t.Fatalf("reconcile %s: %v", key, err)
+	}
 }
 
 // fakeWarmer records runs; while hold is open, runs wait for it (or for
@@ -150,6 +155,7 @@ func (c *fakeClock) Set(t time.Time) {
 type fakeWarmer struct {
 	mu       sync.Mutex
 	calls    []controller.Request
+	reported int // runs that have reported their first progress
 	canceled int
 	hold     chan struct{}
 }
@@ -161,6 +167,9 @@ func (f *fakeWarmer) Warm(ctx context.Context, req controller.Request, onProgres
 	f.mu.Unlock()
 	p := prefetch.Progress{Files: 2, Blocks: 10, Bytes: 40 << 20, BlocksDone: 4, BytesDone: 16 << 20, ETA: -1}
 	onProgress(p)
+	f.mu.Lock()
+	f.reported++
+	f.mu.Unlock()
 	if hold != nil {
 		select {
 		case <-ctx.Done():
@@ -181,7 +190,16 @@ func (f *fakeWarmer) counts() (calls, canceled int) {
 	return len(f.calls), f.canceled
 }
 
-// eventually polls cond until it holds or timeout passes.
+func (f *fakeWarmer) progressReported() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reported
+}
+
+// eventually polls cond until it holds or timeout passes. It polls the
+// real kube-apiserver (and what the controller wrote there) with a real
+// deadline; the sleep between polls is a poll interval, not a wait for
+// something to happen. "Nothing happened" is never asserted with it.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

@@ -39,9 +39,12 @@ func TestPutStatusRetriesRefusedWithMinimalMessages(t *testing.T) {
 			written++
 			return c.SubResource(sub).Update(ctx, obj, opts...)
 		}}).Build()
-	r := New(Options{})
+	r, err := New(Options{Warmer: nopWarmer{}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	r.client, r.reader = c, c
-	err := r.updateStatus(context.Background(), client.ObjectKeyFromObject(w), func(w *v1alpha1.Warmup) bool {
+	err = r.updateStatus(context.Background(), client.ObjectKeyFromObject(w), func(w *v1alpha1.Warmup) bool {
 		w.Status.Phase, w.Status.Message = v1alpha1.PhaseSucceeded, strings.Repeat("x", 5000)
 		r.setCondition(w, v1alpha1.ConditionComplete, metav1.ConditionTrue, v1alpha1.ReasonSucceeded, w.Status.Message)
 		return true

@@ -9,6 +9,7 @@ import (
 
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/prefetch"
 	"github.com/ringcache/ringcache/pkg/prefetch/api/v1alpha1"
@@ -42,7 +43,7 @@ func (l *longWarmer) Warm(ctx context.Context, req controller.Request, onProgres
 func TestLongMessagesBounded(t *testing.T) {
 	c, ns := needAPI(t)
 	fw := &longWarmer{}
-	startController(t, ns, fw, &fakeClock{now: time.Date(2030, 3, 4, 7, 40, 0, 0, time.UTC)})
+	startController(t, ns, fw, clocktest.New(time.Date(2030, 3, 4, 7, 40, 0, 0, time.UTC)))
 	w := newWarmup(ns, "long", v1alpha1.WarmupPolicy{})
 	if err := c.Create(context.Background(), w); err != nil {
 		t.Fatal(err)
