@@ -102,18 +102,18 @@ func tail(s string, n int) string {
 	return s
 }
 
-func crdPresent(t *testing.T) bool {
+// requireCRD fails the test when the chart's Warmup CRD file is missing:
+// every check of the CRD below must run, none may pass by skipping.
+func requireCRD(t *testing.T) {
 	t.Helper()
 	if _, err := os.Stat(warmupCRDFile); err != nil {
-		t.Logf("SKIPPING Warmup CRD checks: %s does not exist yet (another change adds it)", warmupCRDFile)
-		return false
+		t.Fatalf("the chart's Warmup CRD %s is missing: %v", warmupCRDFile, err)
 	}
-	return true
 }
 
 func TestHelmChart(t *testing.T) {
 	k := findKubeTools(t)
-	haveCRD := crdPresent(t)
+	requireCRD(t)
 
 	t.Run("lint", func(t *testing.T) {
 		run(t, nil, k.helm, "lint", "--strict", chartDir)
@@ -148,7 +148,7 @@ func TestHelmChart(t *testing.T) {
 					t.Errorf("%s values: no %s rendered", c.name, kind)
 				}
 			}
-			if haveCRD && !strings.Contains(out, "kind: CustomResourceDefinition") {
+			if !strings.Contains(out, "kind: CustomResourceDefinition") {
 				t.Errorf("%s values: the Warmup CRD is not in the chart's output", c.name)
 			}
 			if c.name == "default" {
@@ -205,7 +205,7 @@ func TestHelmChart(t *testing.T) {
 
 	t.Run("kwok", func(t *testing.T) {
 		c := startKwok(t, k)
-		testInstall(t, k, c, haveCRD)
+		testInstall(t, k, c)
 	})
 }
 
@@ -295,7 +295,7 @@ status:
 	return c
 }
 
-func testInstall(t *testing.T, k kubeTools, c kwokCluster, haveCRD bool) {
+func testInstall(t *testing.T, k kubeTools, c kwokCluster) {
 	const ns, release = "ringcache", "ringcache"
 	helm := func(args ...string) string {
 		t.Helper()
@@ -386,9 +386,6 @@ func testInstall(t *testing.T, k kubeTools, c kwokCluster, haveCRD bool) {
 	})
 
 	t.Run("crd", func(t *testing.T) {
-		if !haveCRD {
-			t.Skipf("SKIPPED: %s does not exist yet", warmupCRDFile)
-		}
 		c.kubectl(t, k, "wait", "--for=condition=Established", "crd/warmups.ringcache.io", "--timeout=60s")
 	})
 
@@ -398,15 +395,11 @@ func testInstall(t *testing.T, k kubeTools, c kwokCluster, haveCRD bool) {
 		// makes the API server refuse unknown fields), then for real.
 		files := []string{"storageclass.yaml", "pvc.yaml", "inference-deployment.yaml", "inference-ephemeral.yaml"}
 		warmups, _ := filepath.Glob(filepath.Join(examplesDir, "warmup-*.yaml"))
-		switch {
-		case !haveCRD:
-			t.Logf("SKIPPING the Warmup examples: no Warmup CRD yet")
-		case len(warmups) == 0:
-			t.Logf("SKIPPING the Warmup examples: no %s/warmup-*.yaml yet", examplesDir)
-		default:
-			for _, w := range warmups {
-				files = append(files, filepath.Base(w))
-			}
+		if len(warmups) == 0 {
+			t.Errorf("no Warmup examples: %s/warmup-*.yaml matches nothing", examplesDir)
+		}
+		for _, w := range warmups {
+			files = append(files, filepath.Base(w))
 		}
 		for _, f := range files {
 			path := filepath.Join(examplesDir, f)

@@ -68,7 +68,7 @@ type serveFlags struct {
 
 func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.dataDir, "data-dir", "", "directory for blocks and the node ID (required; the NVMe hostPath)")
-	fs.Var(bytesize.Value{N: &f.capacity}, "capacity", "block bytes to keep, e.g. 500GiB (required)")
+	fs.Var(bytesize.Value{N: &f.capacity}, "capacity", "block bytes to keep, e.g. 500Gi or 500GiB (required)")
 	fs.Var(bytesize.Value{N: &f.minFree}, "min-free", "free space to leave on the data dir's file system (default 1GiB)")
 	fs.StringVar(&f.nodeID, "node-id", "", "stable ring ID (default: persisted in DATA_DIR/node-id)")
 	fs.IntVar(&f.weight, "weight", 0, "ring weight 1..8 (default: one per started 256 GiB of capacity)")
@@ -81,7 +81,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("RINGCACHE_TOKEN_FILE"), "file holding the cluster token (env RINGCACHE_TOKEN_FILE)")
 	fs.StringVar(&f.gossipKeyFile, "gossip-key-file", os.Getenv("RINGCACHE_GOSSIP_KEY_FILE"), "file holding the gossip key(s), only cache nodes have it (required; env RINGCACHE_GOSSIP_KEY_FILE)")
 	fs.IntVar(&f.originConcurrency, "origin-concurrency", 16, "concurrent origin fetches on this node")
-	fs.Var(bytesize.Value{N: &f.originBandwidth}, "origin-bandwidth", "origin bytes per second on this node, e.g. 200MiB (0: unlimited)")
+	fs.Var(bytesize.Value{N: &f.originBandwidth}, "origin-bandwidth", "origin bytes per second on this node, e.g. 200Mi or 200MiB (0: unlimited)")
 	fs.StringVar(&f.gossipProfile, "gossip-profile", "lan", `gossip timing: "lan" or "local"`)
 	fs.IntVar(&f.placementVersion, "placement-version", 1, "placement parameters version; only equal versions share a ring")
 	fs.IntVar(&f.partitions, "partitions", 7919, "ring partitions (cluster-wide)")

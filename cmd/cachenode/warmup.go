@@ -83,7 +83,7 @@ func (f *warmupFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.metaURLFile, "meta-url-file", "", "file holding the volume's metadata URL (else env RINGCACHE_META_URL or RINGCACHE_VOLUME_<NAME>)")
 	fs.StringVar(&f.fileList, "file-list", "", "file with one volume path per line, in addition to PATH arguments")
 	fs.IntVar(&f.replicas, "replicas", 1, "owners of each block that must hold it (the first N in ring order)")
-	fs.Var(bytesize.Value{N: &f.bandwidth}, "bandwidth", "origin bytes per second for this warm-up across all owners, e.g. 200MiB (0: no budget)")
+	fs.Var(bytesize.Value{N: &f.bandwidth}, "bandwidth", "origin bytes per second for this warm-up across all owners, e.g. 200Mi or 200MiB (0: no budget)")
 	fs.IntVar(&f.concurrency, "concurrency", prefetch.DefaultConcurrency, "Warm calls in flight per owner")
 	fs.IntVar(&f.batch, "batch", prefetch.DefaultBatchSize, "keys per Warm call")
 	fs.IntVar(&f.retries, "retries", prefetch.DefaultRetries, "retries of a failed block, with exponential backoff (0: none)")

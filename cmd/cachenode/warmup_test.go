@@ -12,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
+
+	"github.com/ringcache/ringcache/internal/bytesize"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/prefetch"
 )
@@ -43,6 +46,10 @@ func TestWarmupBadFlags(t *testing.T) {
 		{append(slices.Clone(base), "--file-list", empty), "holds no paths"},
 		{append(slices.Clone(base), "--file-list", filepath.Join(dir, "missing")), "file list"},
 		{append(slices.Clone(base), "/x"), "no metadata url for volume \"models\""},
+		// Both binary forms pass the flag (and fail later, on the URL).
+		{append(slices.Clone(base), "--bandwidth", "40Mi", "/x"), "no metadata url for volume"},
+		{append(slices.Clone(base), "--bandwidth", "40MiB", "/x"), "no metadata url for volume"},
+		{append(slices.Clone(base), "--bandwidth", "40Mx", "/x"), "40Mi or 40MiB"},
 	}
 	for _, tt := range tests {
 		var stdout, stderr bytes.Buffer
@@ -80,6 +87,25 @@ func TestReadMetaURL(t *testing.T) {
 	os.WriteFile(file, []byte("\n"), 0o600)
 	if _, err := readMetaURL(file, "x", getenv); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "is empty") {
 		t.Errorf("empty file: %v", err)
+	}
+}
+
+// TestBandwidthMatchesWarmupQuantity: the binary quantities a Warmup's
+// bandwidth takes mean the same count as a --bandwidth flag; the IEC form
+// is the flags' alone (the API server refuses it).
+func TestBandwidthMatchesWarmupQuantity(t *testing.T) {
+	for _, s := range []string{"200Mi", "40Ki", "1Gi", "1.5Gi", "2Ti", "1Pi", "512", "0"} {
+		q, err := resource.ParseQuantity(s)
+		if err != nil {
+			t.Fatalf("quantity %q: %v", s, err)
+		}
+		n, err := bytesize.Parse(s)
+		if err != nil || n != q.Value() {
+			t.Errorf("--bandwidth %s = %d, %v; the Warmup's bandwidth %s = %d", s, n, err, s, q.Value())
+		}
+	}
+	if _, err := resource.ParseQuantity("200MiB"); err == nil {
+		t.Error("200MiB is a quantity: update docs/operations.md and docs/warmup.md")
 	}
 }
 

@@ -59,48 +59,6 @@ func OpenMetaGuarded(ctx context.Context, metaURL string) (meta.Meta, *meta.Form
 	return OpenMeta(ctx, metaURL)
 }
 
-// redactedError keeps an error's chain for errors.Is but prints a message
-// with the metadata URL and its password removed.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// redactURL removes metaURL, and its password if it has one, from err's
-// message.
-func redactURL(err error, metaURL string) error {
-	msg := err.Error()
-	if metaURL != "" {
-		msg = strings.ReplaceAll(msg, metaURL, "<metadata url>")
-	}
-	if pw := urlPassword(metaURL); pw != "" {
-		msg = strings.ReplaceAll(msg, pw, "****")
-	}
-	return &redactedError{msg: msg, err: err}
-}
-
-// urlPassword returns the password part of scheme://user:password@host/...
-// without parsing the rest (which may not parse).
-func urlPassword(u string) string {
-	i := strings.Index(u, "://")
-	if i < 0 {
-		return ""
-	}
-	rest := u[i+3:]
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return ""
-	}
-	userinfo := rest[:at]
-	if c := strings.Index(userinfo, ":"); c >= 0 {
-		return userinfo[c+1:]
-	}
-	return ""
-}
-
 // LookupDir walks p, an absolute path within the volume, component by
 // component from the root with m, without following symlinks, and returns
 // the inode of the directory it names.

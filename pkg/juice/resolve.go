@@ -12,6 +12,7 @@ import (
 	"github.com/juicedata/juicefs/pkg/meta"
 
 	"github.com/ringcache/ringcache/pkg/blockkey"
+	"github.com/ringcache/ringcache/pkg/redact"
 )
 
 // ErrPathNotFound is returned (wrapped, with the path) by Resolve for a
@@ -69,7 +70,7 @@ func OpenMeta(ctx context.Context, metaURL string) (meta.Meta, *meta.Format, err
 		} else {
 			// The engine's own error names the server, never the URL's
 			// password; keep only its class.
-			err = fmt.Errorf("load format: %w", redactURL(err, metaURL))
+			err = fmt.Errorf("load format: %w", redact.Error(err, metaURL))
 		}
 		if err != nil {
 			r.m.Shutdown()

@@ -15,6 +15,7 @@ import (
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/prefetch"
 	"github.com/ringcache/ringcache/pkg/prefetch/api/v1alpha1"
+	"github.com/ringcache/ringcache/pkg/redact"
 )
 
 // Request is one run of a Warmup.
@@ -144,7 +145,7 @@ func (w *ClusterWarmer) Warm(ctx context.Context, req Request, onProgress func(p
 	defer cr.Close()
 	plan, err := prefetch.PlanVolume(ctx, cr, metaURL, req.Volume, req.Paths)
 	if err != nil {
-		return nil, redact(err, metaURL)
+		return nil, redact.Error(err, metaURL)
 	}
 	resolved := &Outcome{Resolved: plan.Resolved, SkippedLinks: plan.SkippedLinks, Skipped: plan.Skipped}
 	o := w.Options
@@ -169,10 +170,10 @@ func (w *ClusterWarmer) Warm(ctx context.Context, req Request, onProgress func(p
 	defer e.Close()
 	res, err := e.Run(ctx, plan)
 	if res == nil {
-		return nil, redact(err, metaURL)
+		return nil, redact.Error(err, metaURL)
 	}
 	resolved.Result, resolved.FilesFailed = *res, filesFailed(plan, res)
-	return resolved, redact(err, metaURL)
+	return resolved, redact.Error(err, metaURL)
 }
 
 // filesFailed counts the files of plan holding a block res gave up on.
@@ -195,22 +196,6 @@ func filesFailed(plan *prefetch.Plan, res *prefetch.Result) int {
 	}
 	return n
 }
-
-// redact removes a metadata URL from an error, should one ever carry it.
-func redact(err error, metaURL string) error {
-	if err == nil || metaURL == "" || !strings.Contains(err.Error(), metaURL) {
-		return err
-	}
-	return redactedError{msg: strings.ReplaceAll(err.Error(), metaURL, "<metadata-url>"), err: err}
-}
-
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e redactedError) Error() string { return e.msg }
-func (e redactedError) Unwrap() error { return e.err }
 
 // reasonOf classifies an error of Warm that kept a run from starting.
 func reasonOf(err error) string {
