@@ -45,9 +45,7 @@ func TestDataPlaneSlowReaderBounded(t *testing.T) {
 		f.srv.answers.mu.Lock()
 		free := f.srv.answers.free
 		f.srv.answers.mu.Unlock()
-		f.srv.dataConns.mu.Lock()
-		conns := f.srv.dataConns.total
-		f.srv.dataConns.mu.Unlock()
+		conns := f.srv.dataConns.open()
 		if free == maxAnswerSize && conns == 0 {
 			break
 		}
