@@ -105,6 +105,7 @@ type Slots struct {
 	heldBy   map[string]int // by host
 	queuedBy map[string]int // by host
 	freed    chan struct{}  // closed and replaced when a slot is released
+	changed  chan struct{}  // closed when a slot is taken or released; nil until Changed asks
 }
 
 // NewSlots returns the Slots o describes.
@@ -195,13 +196,24 @@ func (s *Slots) Waiting() int {
 	return s.waiting
 }
 
-// Released returns a channel closed at the next release of a slot. To
-// wait for a condition without missing a release, get the channel first,
-// then check it.
-func (s *Slots) Released() <-chan struct{} {
+// Changed returns a channel closed the next time a slot is taken or
+// released. To wait for a condition without missing a change, get the
+// channel first, then check it.
+func (s *Slots) Changed() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.freed
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+// notify closes the channel of Changed. s.mu is held.
+func (s *Slots) notify() {
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 }
 
 // free reports whether host may take a slot now. s.mu is held.
@@ -213,6 +225,7 @@ func (s *Slots) free(host string) bool {
 func (s *Slots) hold(host string) {
 	s.held++
 	s.heldBy[host]++
+	s.notify()
 }
 
 // Held reports whether c holds its slot.
@@ -292,4 +305,5 @@ func (c *Claim) Release() {
 	}
 	close(s.freed)
 	s.freed = make(chan struct{})
+	s.notify()
 }

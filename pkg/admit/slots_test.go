@@ -90,15 +90,17 @@ func TestSlotsWaitForRelease(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	go func() { got <- c.Wait(ctx10s(t)) }()
-	released := s.Released()
+	changed := s.Changed()
 	release()
-	<-released
+	<-changed
+	changed = s.Changed()
 	if err := <-got; err != nil || !c.Held() {
 		t.Fatalf("waiter after the release: %v, held %v", err, c.Held())
 	}
 	if n := s.counts("b"); n != [5]int{1, 0, 1, 1, 1} {
 		t.Fatalf("counts %v", n)
 	}
+	<-changed // closed when the waiter took the slot
 
 	ctx, cancel := context.WithCancel(context.Background())
 	c2, err := s.Join("c")

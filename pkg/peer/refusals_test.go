@@ -160,17 +160,7 @@ func TestRefusalsCounted(t *testing.T) {
 	// is written: wait until both are given back, so the next two
 	// connections are exactly at the per-host limit.
 	ctx := ctx10s(t)
-	for {
-		released := f.srv.dataConns.s.Released()
-		if f.srv.dataConns.open() == 0 {
-			break
-		}
-		select {
-		case <-released:
-		case <-ctx.Done():
-			t.Fatalf("%d data-plane connections still counted after their close", f.srv.dataConns.open())
-		}
-	}
+	waitOpen(ctx, t, f.srv.dataConns, 0)
 	c1, r1 := dataHello(testToken)
 	if err := readReplyStatus(r1); err != nil {
 		t.Fatal(err)
@@ -306,6 +296,22 @@ func refusedCounts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
 	return got
 }
 
-// open returns how many connections hold a slot (for tests that wait
-// for the server to give slots back).
+// open returns how many connections hold a slot.
 func (l *connLimit) open() int { return l.s.Held() }
+
+// waitOpen waits until n connections hold a slot of l, for tests that
+// wait for the server to take or give back slots.
+func waitOpen(ctx context.Context, t *testing.T, l *connLimit, n int) {
+	t.Helper()
+	for {
+		changed := l.s.Changed()
+		if l.open() == n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("%d connections hold a slot, want %d", l.open(), n)
+		}
+	}
+}
