@@ -2,31 +2,28 @@ package peer
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
-	"sync"
 
 	"google.golang.org/grpc/codes"
 	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/ringcache/ringcache/pkg/admit"
 )
 
 // callLimit bounds concurrent calls of one kind, node-wide and per remote
 // host. A call over either waits for one to finish; as many may wait as
 // may run, and a call beyond that is refused at once, so waiting calls
 // (and the requests they hold) are bounded too.
-type callLimit struct {
-	max, perHost int
-
-	mu      sync.Mutex
-	running int
-	byHost  map[string]int // running, per host
-	total   int            // running and waiting
-	queued  map[string]int // running and waiting, per host
-	wake    chan struct{}  // closed (and replaced) when a call ends
-}
+type callLimit struct{ s *admit.Slots }
 
 func newCallLimit(max, perHost int) *callLimit {
-	return &callLimit{max: max, perHost: perHost, byHost: map[string]int{}, queued: map[string]int{}, wake: make(chan struct{})}
+	return &callLimit{mustSlots(admit.SlotsOptions{
+		Max: max, PerHost: perHost,
+		MaxQueued: 2 * max, MaxQueuedPerHost: 2 * perHost, MaxWaiting: 2 * max,
+	})}
 }
 
 var errTooManyCalls = status.Error(codes.ResourceExhausted, "too many concurrent calls from this host or to this node, retry later")
@@ -34,52 +31,37 @@ var errTooManyCalls = status.Error(codes.ResourceExhausted, "too many concurrent
 // acquire waits for room for a call from host and returns the function
 // that ends it.
 func (l *callLimit) acquire(ctx context.Context, host string) (func(), error) {
-	l.mu.Lock()
-	if l.total >= 2*l.max || l.queued[host] >= 2*l.perHost {
-		l.mu.Unlock()
+	release, err := l.s.Acquire(ctx, host)
+	switch {
+	case errors.Is(err, admit.ErrFull):
 		return nil, errTooManyCalls
+	case err != nil:
+		return nil, status.FromContextError(err).Err()
 	}
-	l.total++
-	l.queued[host]++
-	for l.running >= l.max || l.byHost[host] >= l.perHost {
-		w := l.wake
-		l.mu.Unlock()
-		select {
-		case <-w:
-		case <-ctx.Done():
-			l.mu.Lock()
-			l.leave(host)
-			l.mu.Unlock()
-			return nil, status.FromContextError(ctx.Err()).Err()
-		}
-		l.mu.Lock()
-	}
-	l.running++
-	l.byHost[host]++
-	l.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			l.running--
-			if l.byHost[host]--; l.byHost[host] <= 0 {
-				delete(l.byHost, host)
-			}
-			l.leave(host)
-		})
-	}, nil
+	return release, nil
 }
 
-// leave drops a running or waiting call and wakes the waiters. l.mu is
-// held.
-func (l *callLimit) leave(host string) {
-	l.total--
-	if l.queued[host]--; l.queued[host] <= 0 {
-		delete(l.queued, host)
+// connLimit counts open connections, in total and per remote host, and
+// refuses those over either limit.
+type connLimit struct{ s *admit.Slots }
+
+func newConnLimit(max, perHost int) *connLimit {
+	return &connLimit{mustSlots(admit.SlotsOptions{Max: max, PerHost: perHost, MaxWaiting: -1})}
+}
+
+// acquire takes a slot for a connection from addr; release gives it back.
+func (l *connLimit) acquire(addr net.Addr) (release func(), ok bool) {
+	return l.s.TryAcquire(remoteHost(addr))
+}
+
+// mustSlots returns the Slots of o, whose limits Limits.Validate made
+// positive.
+func mustSlots(o admit.SlotsOptions) *admit.Slots {
+	s, err := admit.NewSlots(o)
+	if err != nil {
+		panic(fmt.Sprintf("peer: %v", err))
 	}
-	close(l.wake)
-	l.wake = make(chan struct{})
+	return s
 }
 
 // callerHost is the remote host of the call of ctx ("" when unknown).

@@ -4,49 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/blockstore"
 )
-
-// connLimit counts open connections, in total and per remote host, and
-// refuses those over either limit.
-type connLimit struct {
-	max, perHost int
-
-	mu     sync.Mutex
-	total  int
-	byHost map[string]int
-}
-
-func newConnLimit(max, perHost int) *connLimit {
-	return &connLimit{max: max, perHost: perHost, byHost: map[string]int{}}
-}
-
-// acquire takes a slot for a connection from addr; release gives it back.
-func (l *connLimit) acquire(addr net.Addr) (release func(), ok bool) {
-	host := remoteHost(addr)
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.total >= l.max || l.byHost[host] >= l.perHost {
-		return nil, false
-	}
-	l.total++
-	l.byHost[host]++
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			l.mu.Lock()
-			defer l.mu.Unlock()
-			l.total--
-			if l.byHost[host]--; l.byHost[host] <= 0 {
-				delete(l.byHost, host)
-			}
-		})
-	}, true
-}
 
 // remoteHost is addr's IP, or the whole address if it has no port.
 func remoteHost(addr net.Addr) string {

@@ -14,7 +14,6 @@ import (
 type serverMetrics struct {
 	fetchSeconds prometheus.Histogram
 	requests     *prometheus.CounterVec
-	refused      *prometheus.CounterVec
 }
 
 // interceptors count every call by method and status code, refused ones
@@ -48,13 +47,6 @@ func newServerMetrics(reg prometheus.Registerer, s *Server) (*serverMetrics, err
 			Name: "ringcache_peer_requests_total",
 			Help: "Peer protocol calls by method and gRPC status code.",
 		}, []string{"method", "code"}),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "ringcache_peer_refused_total",
-			Help: "Callers refused before being served, by reason: no_token, no_bearer, bad_token, no_deadline, bad_frame, too_many_conns.",
-		}, []string{"reason"}),
-	}
-	for _, r := range refusalReasons {
-		m.refused.WithLabelValues(r) // every reason visible from the start, at 0
 	}
 	counter := func(name, help string, f func() int64) prometheus.Collector {
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
@@ -62,7 +54,6 @@ func newServerMetrics(reg prometheus.Registerer, s *Server) (*serverMetrics, err
 	cs := []prometheus.Collector{
 		m.fetchSeconds,
 		m.requests,
-		m.refused,
 		counter("ringcache_reads_total", "Read calls answered with data.", s.c.reads.Load),
 		counter("ringcache_hits_total", "Reads served from the block store.", s.c.hits.Load),
 		counter("ringcache_misses_total", "Reads and warms that needed the origin.", s.c.misses.Load),

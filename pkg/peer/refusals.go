@@ -3,10 +3,12 @@ package peer
 import (
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ringcache/ringcache/pkg/admit"
+	"github.com/ringcache/ringcache/pkg/clock"
 )
 
 // Reasons a node refuses a caller, the values of the reason label of
@@ -22,88 +24,44 @@ const (
 
 var refusalReasons = []string{reasonNoToken, reasonNoBearer, reasonBadToken, reasonNoDeadline, reasonBadFrame, reasonTooManyConns}
 
-// maxRefusalKeys bounds the (reason, peer) pairs whose log lines are
-// rate-limited one by one; refusals from further peers share one entry.
-const maxRefusalKeys = 1024
+// refusedMetric counts refused callers by reason (on ServerOptions.Registerer).
+const (
+	refusedMetric = "ringcache_peer_refused_total"
+	refusedHelp   = "Callers refused before being served, by reason: no_token, no_bearer, bad_token, no_deadline, bad_frame, too_many_conns."
+)
 
-// refusals counts refused callers by reason and logs them, at most one
-// line per reason and peer host per interval; a line says how many
-// refusals of the pair it stood for were not logged before it.
-type refusals struct {
-	log      *slog.Logger
-	now      func() time.Time
-	interval time.Duration
-	counter  *prometheus.CounterVec // nil: not exported
-	msg      string                 // the log message (default "peer refused")
+// refusals counts refused callers by reason and logs them ("peer
+// refused"), at most one line per reason and peer host per interval; a
+// line says how many refusals of the pair it stood for were not logged
+// before it (admit.Refusals).
+type refusals struct{ r *admit.Refusals }
 
-	mu         sync.Mutex
-	last       map[refusalKey]*refusalState
-	pruned     time.Time // last prune scan
-	pruneScans int       // for tests
+// newRefusals returns the server's refusal log, counted on reg as
+// ringcache_peer_refused_total when reg is not nil.
+func newRefusals(log *slog.Logger, clk clock.Clock, interval time.Duration, reg prometheus.Registerer) (*refusals, error) {
+	r, err := admit.NewRefusals(admit.RefusalsOptions{
+		Message: "peer refused", Logger: log, Clock: clk, Interval: interval, ByPeer: true,
+		Reasons: refusalReasons, Registerer: reg, Metric: refusedMetric, Help: refusedHelp,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &refusals{r}, nil
 }
 
-type refusalKey struct{ reason, host string }
-
-type refusalState struct {
-	logged     time.Time
-	suppressed int64
-}
-
-func newRefusals(log *slog.Logger, now func() time.Time, interval time.Duration) *refusals {
-	return &refusals{log: log, now: now, interval: interval, msg: "peer refused", last: map[refusalKey]*refusalState{}}
+// newOriginLog returns the rate limit of the "origin fetch failed" log:
+// one line per volume (the reason) per interval.
+func newOriginLog(log *slog.Logger, clk clock.Clock, interval time.Duration) *refusals {
+	r, err := admit.NewRefusals(admit.RefusalsOptions{
+		Message: "origin fetch failed", Logger: log, Clock: clk, Interval: interval, ByPeer: true,
+	})
+	if err != nil {
+		panic(err) // only a negative interval, which Limits.Validate refuses
+	}
+	return &refusals{r}
 }
 
 // refuse records one refusal of the caller at addr (may be nil).
 func (r *refusals) refuse(reason string, addr net.Addr, detail string) {
-	if r.counter != nil {
-		r.counter.WithLabelValues(reason).Inc()
-	}
-	peerAddr, host := "unknown", "unknown"
-	if addr != nil {
-		peerAddr = addr.String()
-		host = peerAddr
-		if h, _, err := net.SplitHostPort(peerAddr); err == nil {
-			host = h
-		}
-	}
-	now := r.now()
-	r.mu.Lock()
-	k := refusalKey{reason, host}
-	st := r.last[k]
-	if st == nil {
-		if len(r.last) >= maxRefusalKeys && now.Sub(r.pruned) >= r.interval {
-			// At most once per interval: entries go stale no faster, and
-			// a flood from many hosts must not scan the table each time.
-			r.prune(now)
-		}
-		if len(r.last) >= maxRefusalKeys {
-			k.host = "other"
-			st = r.last[k]
-		}
-		if st == nil {
-			st = &refusalState{logged: now.Add(-r.interval)}
-			r.last[k] = st
-		}
-	}
-	if now.Sub(st.logged) < r.interval {
-		st.suppressed++
-		r.mu.Unlock()
-		return
-	}
-	suppressed := st.suppressed
-	st.logged, st.suppressed = now, 0
-	r.mu.Unlock()
-	r.log.Warn(r.msg, "reason", reason, "peer", peerAddr, "detail", detail, "suppressed", suppressed)
-}
-
-// prune drops pairs with nothing suppressed whose interval is over.
-// r.mu is held.
-func (r *refusals) prune(now time.Time) {
-	r.pruned = now
-	r.pruneScans++
-	for k, st := range r.last {
-		if st.suppressed == 0 && now.Sub(st.logged) >= r.interval {
-			delete(r.last, k)
-		}
-	}
+	r.r.Refuse(reason, addr, detail)
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -23,6 +22,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
 )
 
@@ -159,12 +159,8 @@ func TestRefusalsCounted(t *testing.T) {
 	// The server gives a refused connection's slot back after its answer
 	// is written: wait until both are given back, so the next two
 	// connections are exactly at the per-host limit.
-	for deadline := time.Now().Add(10 * time.Second); f.srv.dataConns.open() != 0; {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d data-plane connections still counted after their close", f.srv.dataConns.open())
-		}
-		time.Sleep(time.Millisecond)
-	}
+	ctx := ctx10s(t)
+	waitOpen(ctx, t, f.srv.dataConns, 0)
 	c1, r1 := dataHello(testToken)
 	if err := readReplyStatus(r1); err != nil {
 		t.Fatal(err)
@@ -183,21 +179,25 @@ func TestRefusalsCounted(t *testing.T) {
 	c2.Close()
 
 	want := map[string]float64{reasonNoToken: 1, reasonBadToken: 2, reasonNoBearer: 1, reasonNoDeadline: 1, reasonBadFrame: 2, reasonTooManyConns: 1}
-	deadline := time.Now().Add(10 * time.Second)
+	// The refusals of the data plane are counted by the server's
+	// goroutines: wait for each count.
 	for {
+		changed := f.srv.refused.r.Changed()
+		counts := refusedCounts(t, reg)
 		var got []string
 		for _, reason := range refusalReasons {
-			if n := counterValue(f.srv.metrics.refused.WithLabelValues(reason)); n != want[reason] {
+			if n, ok := counts[reason]; !ok || n != want[reason] {
 				got = append(got, fmt.Sprintf("%s=%v (want %v)", reason, n, want[reason]))
 			}
 		}
 		if len(got) == 0 {
 			break
 		}
-		if time.Now().After(deadline) {
+		select {
+		case <-changed:
+		case <-ctx.Done():
 			t.Fatalf("ringcache_peer_refused_total: %s", strings.Join(got, ", "))
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	for _, reason := range []string{reasonNoToken, reasonBadToken, reasonNoBearer, reasonBadFrame, reasonTooManyConns} {
 		if !strings.Contains(logs.String(), "reason="+reason+" peer=127.0.0.1:") {
@@ -210,11 +210,15 @@ func TestRefusalsCounted(t *testing.T) {
 }
 
 // TestRefusalLogRateLimited: one line per reason and peer host per
-// interval, the next one saying how many were suppressed.
+// interval, the next one saying how many were suppressed (the table bound
+// and its pruning are pkg/admit's tests).
 func TestRefusalLogRateLimited(t *testing.T) {
 	var logs syncBuffer
-	now := time.Unix(1000, 0)
-	r := newRefusals(slog.New(slog.NewTextHandler(&logs, nil)), func() time.Time { return now }, time.Minute)
+	clk := clocktest.New(time.Unix(1000, 0))
+	r, err := newRefusals(slog.New(slog.NewTextHandler(&logs, nil)), clk, time.Minute, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 1}
 	b := &net.TCPAddr{IP: net.IPv4(10, 0, 0, 2), Port: 2}
 	for i := range 5 {
@@ -225,18 +229,30 @@ func TestRefusalLogRateLimited(t *testing.T) {
 	if n := strings.Count(logs.String(), "\n"); n != 3 {
 		t.Fatalf("%d lines, want 3:\n%s", n, logs.String())
 	}
-	now = now.Add(time.Minute)
+	clk.Advance(time.Minute)
 	r.refuse(reasonBadToken, a, "")
 	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
-	if len(lines) != 4 || !strings.Contains(lines[3], "reason=bad_token peer=10.0.0.1:1") || !strings.Contains(lines[3], "suppressed=4") {
+	if len(lines) != 4 || !strings.Contains(lines[3], `level=WARN msg="peer refused" reason=bad_token peer=10.0.0.1:1 detail="" suppressed=4`) {
 		t.Fatalf("after the interval: %q", lines)
 	}
-	// Many hosts: the table stays bounded.
-	for i := range 5 * maxRefusalKeys {
-		r.refuse(reasonBadFrame, &net.TCPAddr{IP: net.IPv4(10, 1, byte(i>>8), byte(i)), Port: 1}, "")
+}
+
+// TestOriginLogRateLimited: the origin-failure log is rate-limited per
+// volume, under its own message.
+func TestOriginLogRateLimited(t *testing.T) {
+	var logs syncBuffer
+	clk := clocktest.New(time.Unix(1000, 0))
+	r := newOriginLog(slog.New(slog.NewTextHandler(&logs, nil)), clk, time.Minute)
+	for range 3 {
+		r.refuse("models", nil, "k: boom")
 	}
-	if len(r.last) > maxRefusalKeys+1 {
-		t.Errorf("%d entries", len(r.last))
+	r.refuse("other", nil, "k: boom")
+	clk.Advance(time.Minute)
+	r.refuse("models", nil, "k: again")
+	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
+	if len(lines) != 3 || !strings.Contains(lines[0], `msg="origin fetch failed" reason=models peer=unknown detail="k: boom" suppressed=0`) ||
+		!strings.Contains(lines[2], `reason=models peer=unknown detail="k: again" suppressed=2`) {
+		t.Fatalf("lines %q", lines)
 	}
 }
 
@@ -257,41 +273,45 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func counterValue(c prometheus.Counter) float64 {
-	var m dto.Metric
-	if err := c.Write(&m); err != nil {
-		return -1
+// refusedCounts returns ringcache_peer_refused_total on reg, by reason.
+func refusedCounts(t *testing.T, reg *prometheus.Registry) map[string]float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return m.GetCounter().GetValue()
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		if mf.GetName() != "ringcache_peer_refused_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "reason" {
+					got[l.GetValue()] = m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return got
 }
 
-// TestRefusalPruneOncePerInterval: once the table is full, refusals from
-// further hosts scan it for stale entries at most once per interval, not
-// once each (a scan of 1024 entries under the lock per refusal).
-func TestRefusalPruneOncePerInterval(t *testing.T) {
-	now := time.Unix(1000, 0)
-	r := newRefusals(slog.New(slog.DiscardHandler), func() time.Time { return now }, time.Minute)
-	host := func(i int) net.Addr { return &net.TCPAddr{IP: net.IPv4(10, byte(i>>16), byte(i>>8), byte(i)), Port: 1} }
-	for i := range maxRefusalKeys {
-		r.refuse(reasonBadFrame, host(i), "")
-	}
-	for i := range 1000 {
-		r.refuse(reasonBadFrame, host(maxRefusalKeys+i), "")
-	}
-	if r.pruneScans > 1 {
-		t.Errorf("%d prune scans for 1000 refusals within one interval, want at most 1", r.pruneScans)
-	}
-	now = now.Add(time.Minute)
-	r.refuse(reasonBadFrame, host(1<<20), "") // the interval is over: stale entries go
-	if len(r.last) > 2 || r.pruneScans > 2 {
-		t.Errorf("after the interval: %d entries, %d scans", len(r.last), r.pruneScans)
-	}
-}
+// open returns how many connections hold a slot.
+func (l *connLimit) open() int { return l.s.Held() }
 
-// open returns how many connections hold a slot (for tests that wait
-// for the server to give slots back).
-func (l *connLimit) open() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.total
+// waitOpen waits until n connections hold a slot of l, for tests that
+// wait for the server to take or give back slots.
+func waitOpen(ctx context.Context, t *testing.T, l *connLimit, n int) {
+	t.Helper()
+	for {
+		changed := l.s.Changed()
+		if l.open() == n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			t.Fatalf("%d connections hold a slot, want %d", l.open(), n)
+		}
+	}
 }

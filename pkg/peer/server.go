@@ -26,6 +26,7 @@ import (
 
 	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/blockstore"
+	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
@@ -86,8 +87,8 @@ type ServerOptions struct {
 	Registerer prometheus.Registerer
 	// Limits bound connections, calls and buffered answers (limits.go).
 	Limits Limits
-	// Now is the clock of the refusal log (default time.Now).
-	Now func() time.Time
+	// Clock is the clock of the refusal logs (default clock.Real()).
+	Clock clock.Clock
 }
 
 // Validate fills defaults and checks o.
@@ -126,9 +127,7 @@ func (o *ServerOptions) Validate() error {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
+	o.Clock = clock.Or(o.Clock)
 	return o.Limits.Validate()
 }
 
@@ -177,19 +176,22 @@ func NewServer(o ServerOptions) (*Server, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
+	refused, err := newRefusals(o.Logger, o.Clock, o.Limits.RefusalLogInterval, o.Registerer)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		o:         o,
 		log:       o.Logger,
 		volumes:   make(map[string]*Volume),
 		slots:     newOriginSlots(o.OriginConcurrency),
-		refused:   newRefusals(o.Logger, o.Now, o.Limits.RefusalLogInterval),
+		refused:   refused,
 		answers:   newByteBudget(o.Limits.MaxAnswerBytes, o.Limits.MaxAnswerBytes/answerShareDivisor),
 		dataConns: newConnLimit(o.Limits.MaxDataConns, o.Limits.MaxDataConnsPerHost),
 		gate:      newAuthGate(o.Limits.AuthTimeout, o.Limits.MaxPendingConnsPerHost),
 		batches:   newCallLimit(o.Limits.MaxBatchCalls, o.Limits.MaxBatchCallsPerHost),
-		originLog: newRefusals(o.Logger, o.Now, o.Limits.RefusalLogInterval),
+		originLog: newOriginLog(o.Logger, o.Clock, o.Limits.RefusalLogInterval),
 	}
-	s.originLog.msg = "origin fetch failed"
 	for i := range o.Volumes {
 		v := &o.Volumes[i]
 		s.volumes[v.Name], s.volumes[v.UUID] = v, v
@@ -205,7 +207,6 @@ func NewServer(o ServerOptions) (*Server, error) {
 			return nil, err
 		}
 		s.metrics = m
-		s.refused.counter = m.refused
 	}
 	return s, nil
 }

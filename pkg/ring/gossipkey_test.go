@@ -10,18 +10,26 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 )
 
 // waitRefused waits until m has refused at least n gossip messages for
 // reason: the event that shows a rogue tried.
 func waitRefused(t *testing.T, m *Membership, reason Refusal, n uint64, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for m.Refused(reason) < n {
-		if time.Now().After(deadline) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		changed := m.refusals.changed()
+		if m.Refused(reason) >= n {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
 			t.Fatalf("%s: refused %d gossip messages for %q within %v, want %d", m.self.ID, m.Refused(reason), reason, timeout, n)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -157,9 +165,8 @@ func TestClassifyRefusal(t *testing.T) {
 // number left out.
 func TestRefusalLogRateLimit(t *testing.T) {
 	logger, logs := newTestLog(t)
-	r := newRefusals()
-	now := time.Unix(1000, 0)
-	r.now = func() time.Time { return now }
+	clk := clocktest.New(time.Unix(1000, 0))
+	r := newRefusals(clk)
 	w := log.New(slogWriter{log: logger, refusals: r}, "", 0)
 	for range 100 {
 		w.Printf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.9:7946")
@@ -173,7 +180,7 @@ func TestRefusalLogRateLimit(t *testing.T) {
 	if logs.contains("Failed to send error") {
 		t.Error("\"Failed to send error\" logged above debug level")
 	}
-	now = now.Add(refusalLogEvery)
+	clk.Advance(refusalLogEvery)
 	w.Printf("[ERR] memberlist: Decrypt packet failed: no installed keys could decrypt the message from=10.0.0.9:7946")
 	if got := r.count(RefusedKey); got != 101 {
 		t.Errorf("counted %d key refusals, want 101", got)

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ringcache/ringcache/pkg/clock"
 )
 
 // This file is the I/O edge of the package. It owns a memberlist gossip
@@ -252,7 +254,7 @@ func Start(ctx context.Context, o Options) (*Membership, error) {
 		peers:    make(map[string]peer),
 		changes:  make(chan struct{}),
 		kick:     make(chan struct{}, 1),
-		refusals: newRefusals(),
+		refusals: newRefusals(clock.Real()),
 	}
 	m.ctx, m.stop = context.WithCancel(context.Background())
 	m.view.Store(&View{Epoch: 1, Self: o.Self, Placement: initial})
@@ -291,7 +293,7 @@ func Start(ctx context.Context, o Options) (*Membership, error) {
 
 	// Incoming streams limited (streamlimit.go): unauthenticated
 	// connections must not grow memory with their number.
-	tr, err := listenGossip(c, func(r Refusal, detail string) { m.refusals.refuse(m.log, r, detail) })
+	tr, err := listenGossip(c, clock.Real(), func(r Refusal, detail string) { m.refusals.refuse(m.log, r, detail) })
 	if err != nil {
 		m.stop()
 		return nil, fmt.Errorf("ring: start gossip on %s: %w", net.JoinHostPort(o.BindAddr, strconv.Itoa(o.BindPort)), err)

@@ -3,9 +3,10 @@ package ring
 import (
 	"bytes"
 	"log/slog"
-	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/admit"
+	"github.com/ringcache/ringcache/pkg/clock"
 )
 
 // Refusal is why memberlist dropped an incoming gossip message before
@@ -59,17 +60,25 @@ const refusalLogEvery = 10 * time.Second
 // refusals counts and logs gossip refused by memberlist. memberlist has no
 // hook for it, only its log lines, so classifyRefusal recognizes those of
 // hashicorp/memberlist v0.7.0 (TestRefusalsCounted pins them by refusing
-// real gossip: an upgrade that changes them fails that test).
-type refusals struct {
-	counts [nRefusals]atomic.Uint64 // by index in Refusals
+// real gossip: an upgrade that changes them fails that test). Counting and
+// the rate limit are admit.Refusals: one "gossip refused" line per reason
+// per refusalLogEvery.
+type refusals struct{ r *admit.Refusals }
 
-	mu         sync.Mutex
-	lastLog    [nRefusals]time.Time
-	suppressed [nRefusals]uint64
-	now        func() time.Time
+func newRefusals(clk clock.Clock) *refusals {
+	reasons := make([]string, len(Refusals))
+	for i, x := range Refusals {
+		reasons[i] = string(x)
+	}
+	r, err := admit.NewRefusals(admit.RefusalsOptions{
+		Message: "gossip refused", Interval: refusalLogEvery, SuppressedAttr: "suppressed_since_last",
+		Reasons: reasons, Clock: clk,
+	})
+	if err != nil {
+		panic(err) // constant options
+	}
+	return &refusals{r}
 }
-
-func newRefusals() *refusals { return &refusals{now: time.Now} }
 
 // classifyRefusal maps a memberlist log message (level and "memberlist: "
 // prefix stripped) to the index of its Refusal, iFollowUp, or -1.
@@ -129,29 +138,12 @@ func (r *refusals) refuse(log *slog.Logger, reason Refusal, detail string) {
 }
 
 func (r *refusals) record(log *slog.Logger, i int, msg string) {
-	r.counts[i].Add(1)
-	r.mu.Lock()
-	now := r.now()
-	if !r.lastLog[i].IsZero() && now.Sub(r.lastLog[i]) < refusalLogEvery {
-		r.suppressed[i]++
-		r.mu.Unlock()
-		return
-	}
-	r.lastLog[i] = now
-	suppressed := r.suppressed[i]
-	r.suppressed[i] = 0
-	r.mu.Unlock()
 	// The message holds memberlist's error and the sender's address
 	// ("from=ip:port"), never key material.
-	log.Warn("gossip refused", "reason", string(Refusals[i]), "detail", msg,
-		"suppressed_since_last", suppressed)
+	r.r.WithLogger(log).Refuse(string(Refusals[i]), nil, msg)
 }
 
-func (r *refusals) count(reason Refusal) uint64 {
-	for i, x := range Refusals {
-		if x == reason {
-			return r.counts[i].Load()
-		}
-	}
-	return 0
-}
+func (r *refusals) count(reason Refusal) uint64 { return r.r.Count(string(reason)) }
+
+// changed returns a channel closed at the next refusal.
+func (r *refusals) changed() <-chan struct{} { return r.r.Changed() }

@@ -1,6 +1,7 @@
 package ring
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -9,6 +10,9 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ringcache/ringcache/pkg/admit"
+	"github.com/ringcache/ringcache/pkg/clock"
 )
 
 // Limits on the TCP streams the gossip port hands to memberlist. memberlist
@@ -45,38 +49,48 @@ var errStreamTooLarge = fmt.Errorf("ringcache: gossip stream larger than %d byte
 // limitedTransport is a memberlist.NetTransport whose incoming streams are
 // limited: at most maxStreams at once (maxStreamsPerSource from one IP), a
 // stream waits at most maxStreamWait for a slot (at most maxStreamsWaiting
-// wait), and memberlist reads at most maxStreamBytes of each. memberlist sets TCPTimeout as the deadline
-// of each stream it handles and closes it when done; closing releases the
-// slot, so no stream holds one longer than that.
+// wait), and memberlist reads at most maxStreamBytes of each. The slots
+// are an admit.Slots. memberlist sets TCPTimeout as the deadline of each
+// stream it handles and closes it when done; closing releases the slot, so
+// no stream holds one longer than that.
 type limitedTransport struct {
 	*memberlist.NetTransport
+	in      <-chan net.Conn // the NetTransport's accepted streams
 	streams chan net.Conn
 	refuse  func(reason Refusal, detail string)
-	done    chan struct{}
+	slots   *admit.Slots
+	ctx     context.Context // canceled by Shutdown
+	cancel  context.CancelFunc
 	pumped  chan struct{} // closed when pump returns
 	stop    sync.Once
-	wait    time.Duration
-
-	mu       sync.Mutex
-	inUse    int
-	waiting  int
-	bySource map[string]int
-	freed    chan struct{} // closed and replaced when a slot is released
 }
 
 // newLimitedTransport wraps nt; refuse is called for every stream closed
-// unread.
-func newLimitedTransport(nt *memberlist.NetTransport, refuse func(Refusal, string)) *limitedTransport {
-	t := &limitedTransport{
-		NetTransport: nt,
-		streams:      make(chan net.Conn),
-		refuse:       refuse,
-		done:         make(chan struct{}),
-		pumped:       make(chan struct{}),
-		wait:         maxStreamWait,
-		bySource:     make(map[string]int),
-		freed:        make(chan struct{}),
+// unread, clk times the wait for a slot.
+func newLimitedTransport(nt *memberlist.NetTransport, clk clock.Clock, refuse func(Refusal, string)) *limitedTransport {
+	t := startLimited(nt.StreamCh(), clk, refuse)
+	t.NetTransport = nt
+	return t
+}
+
+// startLimited starts limiting the streams from in (tests feed it without
+// a NetTransport).
+func startLimited(in <-chan net.Conn, clk clock.Clock, refuse func(Refusal, string)) *limitedTransport {
+	slots, err := admit.NewSlots(admit.SlotsOptions{
+		Max: maxStreams, PerHost: maxStreamsPerSource, MaxWaiting: maxStreamsWaiting,
+		Wait: maxStreamWait, Clock: clk,
+	})
+	if err != nil {
+		panic(err) // constant options
 	}
+	t := &limitedTransport{
+		in:      in,
+		streams: make(chan net.Conn),
+		refuse:  refuse,
+		slots:   slots,
+		pumped:  make(chan struct{}),
+	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	go t.pump()
 	return t
 }
@@ -90,8 +104,10 @@ func (t *limitedTransport) Shutdown() error {
 	t.stop.Do(func() {
 		// The listeners first, while pump still takes what they accepted
 		// (a listener blocked handing over a stream would never return).
-		err = t.NetTransport.Shutdown()
-		close(t.done)
+		if t.NetTransport != nil {
+			err = t.NetTransport.Shutdown()
+		}
+		t.cancel()
 		<-t.pumped
 	})
 	return err
@@ -107,24 +123,27 @@ func (t *limitedTransport) pump() {
 	for {
 		var c net.Conn
 		select {
-		case c = <-t.NetTransport.StreamCh():
-		case <-t.done:
+		case c = <-t.in:
+		case <-t.ctx.Done():
 			return
 		}
-		src := sourceIP(c.RemoteAddr())
-		switch t.tryAcquire(src, true) {
-		case acquired:
-			t.handOff(c, src)
-		case waitFull:
+		claim, err := t.slots.Join(sourceIP(c.RemoteAddr()))
+		switch {
+		case err != nil:
 			t.reject(c, fmt.Sprintf("%d streams open and %d waiting", maxStreams, maxStreamsWaiting))
-		case mustWait:
+		case claim.Held():
+			t.handOff(c, claim)
+		default:
 			waiters.Add(1)
 			go func() {
 				defer waiters.Done()
-				if why, ok := t.acquire(src); ok {
-					t.handOff(c, src)
-				} else {
-					t.reject(c, why)
+				switch err := claim.Wait(t.ctx); {
+				case err == nil:
+					t.handOff(c, claim)
+				case errors.Is(err, admit.ErrTimeout):
+					t.reject(c, fmt.Sprintf("no free stream slot within %v (%d open, at most %d from one source)", maxStreamWait, maxStreams, maxStreamsPerSource))
+				default:
+					t.reject(c, "shutting down")
 				}
 			}()
 		}
@@ -137,82 +156,14 @@ func (t *limitedTransport) reject(c net.Conn, why string) {
 	t.refuse(RefusedStreams, fmt.Sprintf("%s from=%s", why, addr))
 }
 
-// handOff gives memberlist a stream holding a slot for src.
-func (t *limitedTransport) handOff(c net.Conn, src string) {
-	lc := &limitedConn{Conn: c, left: maxStreamBytes}
-	lc.release = func() { t.release(src) }
+// handOff gives memberlist a stream holding the slot of claim.
+func (t *limitedTransport) handOff(c net.Conn, claim *admit.Claim) {
+	lc := &limitedConn{Conn: c, left: maxStreamBytes, release: claim.Release}
 	select {
 	case t.streams <- lc:
-	case <-t.done:
+	case <-t.ctx.Done():
 		_ = lc.Close()
 	}
-}
-
-type acquireResult int
-
-const (
-	acquired acquireResult = iota
-	mustWait               // no slot now; the caller may wait
-	waitFull               // no slot and maxStreamsWaiting already wait
-)
-
-// tryAcquire takes a slot for a stream from src if one is free. With
-// enqueue, a stream that must wait is counted as waiting (acquire then
-// uncounts it).
-func (t *limitedTransport) tryAcquire(src string, enqueue bool) acquireResult {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.bySource[src] < maxStreamsPerSource && t.inUse < maxStreams {
-		t.inUse++
-		t.bySource[src]++
-		return acquired
-	}
-	if !enqueue {
-		return mustWait
-	}
-	if t.waiting >= maxStreamsWaiting {
-		return waitFull
-	}
-	t.waiting++
-	return mustWait
-}
-
-// acquire waits at most t.wait for a slot for a stream from src that
-// tryAcquire counted as waiting. It returns why it got none.
-func (t *limitedTransport) acquire(src string) (string, bool) {
-	defer func() {
-		t.mu.Lock()
-		t.waiting--
-		t.mu.Unlock()
-	}()
-	timer := time.NewTimer(t.wait)
-	defer timer.Stop()
-	for {
-		t.mu.Lock()
-		freed := t.freed
-		t.mu.Unlock()
-		if t.tryAcquire(src, false) == acquired {
-			return "", true
-		}
-		select {
-		case <-freed:
-		case <-timer.C:
-			return fmt.Sprintf("no free stream slot within %v (%d open, at most %d from one source)", t.wait, maxStreams, maxStreamsPerSource), false
-		case <-t.done:
-			return "shutting down", false
-		}
-	}
-}
-
-func (t *limitedTransport) release(src string) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.inUse--
-	if t.bySource[src]--; t.bySource[src] <= 0 {
-		delete(t.bySource, src)
-	}
-	close(t.freed)
-	t.freed = make(chan struct{})
 }
 
 // sourceIP is the IP of a stream's remote address, or the whole address if
@@ -256,10 +207,10 @@ func (c *limitedConn) Close() error {
 }
 
 // listenGossip creates the limited transport for c, binding c.BindAddr and
-// c.BindPort, and sets c.Transport. With BindPort 0 it picks a port, as
+// c.BindPort, and sets c.Transport; clk times the wait for a stream slot. With BindPort 0 it picks a port, as
 // memberlist does for its own transport, retrying a few times since the
 // TCP and UDP listeners must get the same port.
-func listenGossip(c *memberlist.Config, refuse func(Refusal, string)) (*limitedTransport, error) {
+func listenGossip(c *memberlist.Config, clk clock.Clock, refuse func(Refusal, string)) (*limitedTransport, error) {
 	tries := 1
 	if c.BindPort == 0 {
 		tries = 10
@@ -277,7 +228,7 @@ func listenGossip(c *memberlist.Config, refuse func(Refusal, string)) (*limitedT
 				c.BindPort = nt.GetAutoBindPort()
 				c.AdvertisePort = c.BindPort
 			}
-			t := newLimitedTransport(nt, refuse)
+			t := newLimitedTransport(nt, clk, refuse)
 			c.Transport = t
 			return t, nil
 		}

@@ -1,13 +1,18 @@
 package ring
 
 import (
+	"context"
 	"encoding/binary"
+	"fmt"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 )
 
 // floodStreams opens n TCP streams to addr, each sending memberlist's
@@ -112,9 +117,19 @@ func TestMembershipStreamFlood(t *testing.T) {
 		return a.Refused(Refusal("too_many_streams")) + a.Refused(Refusal("oversized")) +
 			a.Refused(RefusedMalformed) + a.Refused(RefusedKey)
 	}
-	deadline := time.Now().Add(12 * time.Second)
-	for total() < streams && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
+	deadline := time.NewTimer(12 * time.Second)
+	defer deadline.Stop()
+wait:
+	for {
+		changed := a.refusals.changed()
+		if total() >= streams {
+			break
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			break wait
+		}
 	}
 	refused.Store(total())
 	close(stop)
@@ -176,5 +191,129 @@ func TestMembershipStreamSlots(t *testing.T) {
 	b := startNode(t, "node-b", withKey(testKey), withSeeds(a.GossipAddr()))
 	for _, m := range []*Membership{a, b} {
 		waitView(t, m, 20*time.Second, "node-b joined after the streams closed", hasIDs("node-a", "node-b"))
+	}
+}
+
+// fromConn is one end of a net.Pipe that says it comes from addr.
+type fromConn struct {
+	net.Conn
+	addr net.Addr
+}
+
+func (c fromConn) RemoteAddr() net.Addr { return c.addr }
+
+// TestStreamLimitsWithFakeClock drives the limited transport without a
+// network: maxStreamsPerSource slots per source, maxStreams in all, a
+// release hands the slot to a waiter that may take it, a waiter is refused
+// once maxStreamWait has passed on the clock, at most maxStreamsWaiting
+// wait, and Shutdown refuses those still waiting.
+func TestStreamLimitsWithFakeClock(t *testing.T) {
+	clk := clocktest.New(time.Unix(1000, 0))
+	in := make(chan net.Conn)
+	refused := make(chan string, 64)
+	lt := startLimited(in, clk, func(r Refusal, detail string) {
+		if r != RefusedStreams {
+			t.Errorf("refused for %s", r)
+		}
+		refused <- detail
+	})
+	t.Cleanup(func() { _ = lt.Shutdown() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	port := 0
+	send := func(ip string) {
+		t.Helper()
+		a, b := net.Pipe()
+		t.Cleanup(func() { _ = a.Close(); _ = b.Close() })
+		port++
+		select {
+		case in <- fromConn{a, &net.TCPAddr{IP: net.ParseIP(ip), Port: port}}:
+		case <-ctx.Done():
+			t.Fatal("the pump took no stream")
+		}
+	}
+	accept := func() net.Conn {
+		t.Helper()
+		select {
+		case c := <-lt.StreamCh():
+			return c
+		case <-ctx.Done():
+			t.Fatal("no stream handed to memberlist")
+			return nil
+		}
+	}
+	nextRefusal := func() string {
+		t.Helper()
+		select {
+		case d := <-refused:
+			return d
+		case <-ctx.Done():
+			t.Fatal("no refusal")
+			return ""
+		}
+	}
+	noRefusal := func() {
+		t.Helper()
+		select {
+		case d := <-refused:
+			t.Fatalf("refused: %s", d)
+		default:
+		}
+	}
+
+	var held []net.Conn
+	for range maxStreamsPerSource {
+		send("10.0.0.1")
+		held = append(held, accept())
+	}
+	send("10.0.0.1") // over its source's limit: waits
+	for range maxStreams - maxStreamsPerSource {
+		send("10.0.0.2")
+		held = append(held, accept())
+	}
+	send("10.0.0.3") // every slot held: waits
+	if err := clk.BlockUntil(ctx, 2); err != nil {
+		t.Fatal("the two waiters armed no timers:", err)
+	}
+	if got := lt.slots.Held(); got != maxStreams {
+		t.Fatalf("%d slots held, want %d", got, maxStreams)
+	}
+	// A stream of 10.0.0.2 ends: the waiter of 10.0.0.3 takes its slot,
+	// the one of 10.0.0.1 (at its source's limit) cannot.
+	_ = held[len(held)-1].Close()
+	held = held[:len(held)-1]
+	if c := accept(); c.RemoteAddr().String() != "10.0.0.3:10" {
+		t.Fatalf("handed %s after the release, want the waiter from 10.0.0.3", c.RemoteAddr())
+	}
+	clk.Advance(maxStreamWait - time.Nanosecond)
+	noRefusal()
+	clk.Advance(time.Nanosecond)
+	want := fmt.Sprintf("no free stream slot within 1s (%d open, at most %d from one source) from=10.0.0.1:5", maxStreams, maxStreamsPerSource)
+	if got := nextRefusal(); got != want {
+		t.Fatalf("after the wait: %q, want %q", got, want)
+	}
+
+	// The line: maxStreamsWaiting wait, the next is closed at once.
+	for range maxStreamsWaiting {
+		send("10.0.0.4")
+	}
+	if err := clk.BlockUntil(ctx, maxStreamsWaiting); err != nil {
+		t.Fatal(err)
+	}
+	noRefusal()
+	send("10.0.0.4")
+	if got := nextRefusal(); !strings.HasPrefix(got, fmt.Sprintf("%d streams open and %d waiting from=10.0.0.4:", maxStreams, maxStreamsWaiting)) {
+		t.Fatalf("over the line: %q", got)
+	}
+	if err := lt.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	for range maxStreamsWaiting {
+		if got := nextRefusal(); !strings.HasPrefix(got, "shutting down from=10.0.0.4:") {
+			t.Fatalf("at shutdown: %q", got)
+		}
+	}
+	if got := lt.slots.Waiting(); got != 0 {
+		t.Fatalf("%d still waiting after Shutdown", got)
 	}
 }
