@@ -101,3 +101,25 @@ func TestBlockUntil(t *testing.T) {
 		t.Fatal("BlockUntil(2) returned nil with 1 waiter and a canceled context")
 	}
 }
+
+func TestLongJumpWithATicker(t *testing.T) {
+	f := clocktest.New(t0)
+	tk := f.NewTicker(200 * time.Millisecond)
+	tm := f.NewTimer(12 * time.Hour)
+	f.Advance(24 * time.Hour)
+	if at, ok := fired(tm.C()); !ok || !at.Equal(t0.Add(12*time.Hour)) {
+		t.Fatalf("the timer: %v %v", ok, at)
+	}
+	if _, ok := fired(tk.C()); !ok {
+		t.Fatal("no tick after a day")
+	}
+	// The next tick is one period after the jump's end, on the ticker's grid.
+	f.Advance(199 * time.Millisecond)
+	if _, ok := fired(tk.C()); ok {
+		t.Fatal("ticked off the grid")
+	}
+	f.Advance(time.Millisecond)
+	if at, ok := fired(tk.C()); !ok || !at.Equal(t0.Add(24*time.Hour+200*time.Millisecond)) {
+		t.Fatalf("the tick after the jump: %v %v", ok, at)
+	}
+}
