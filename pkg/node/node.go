@@ -1,7 +1,10 @@
 // Package node assembles a ringcache cache node: the block store on local
-// NVMe, ring membership over gossip, the volumes' origins, the peer gRPC
-// server and the HTTP endpoints for metrics and health. cmd/cachenode turns
-// flags into Options; tests and benchmarks run nodes in-process with it.
+// NVMe, ring membership over gossip, the volumes' origins, the cache over
+// them (pkg/cache), the peer server in front of it (pkg/peer) and the HTTP
+// endpoints for metrics and health. cmd/cachenode turns flags into
+// Options and runs one node per process; internal/cluster and the e2e
+// tests start cachenode processes, and unit tests run in-process caches
+// and servers without a node (internal/peertest).
 package node
 
 import (
@@ -24,6 +27,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ringcache/ringcache/pkg/blockstore"
+	"github.com/ringcache/ringcache/pkg/cache"
+	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/ring"
@@ -36,6 +41,19 @@ type VolumeSource struct {
 	MetaURL string
 }
 
+// Defaults of Options.
+const (
+	DefaultMinFreeBytes     = 1 << 30
+	DefaultPeerListen       = ":9700"
+	DefaultGossipListen     = ":9701"
+	DefaultHTTPListen       = ":9702"
+	DefaultGossipProfile    = "lan"
+	DefaultPlacementVersion = 1
+	DefaultShutdownGrace    = 10 * time.Second
+	// HTTPOff as HTTPListen disables the HTTP endpoints.
+	HTTPOff = "off"
+)
+
 // Options configures a Node. Zero values take the documented defaults.
 type Options struct {
 	// DataDir holds the blocks and the node's persisted ID. Required.
@@ -47,7 +65,7 @@ type Options struct {
 	// CapacityBytes bounds the cached block bytes. Required.
 	CapacityBytes int64
 	// MinFreeBytes is the free-space floor of DataDir's file system
-	// (default 1 GiB).
+	// (default DefaultMinFreeBytes, 1 GiB).
 	MinFreeBytes int64
 	// Weight is the node's capacity weight on the ring, 1..8 (default:
 	// one per started 256 GiB of capacity).
@@ -56,8 +74,8 @@ type Options struct {
 	PeerListen string
 	// GossipListen is the memberlist bind address (default ":9701").
 	GossipListen string
-	// HTTPListen serves /metrics, /healthz and /readyz (default ":9702";
-	// "" is not allowed, "off" disables it).
+	// HTTPListen serves /metrics, /healthz and /readyz (default ":9702",
+	// which "" also means; HTTPOff, "off", disables them).
 	HTTPListen string
 	// AdvertiseAddr is the IP other nodes reach this one at. Default: the
 	// host of PeerListen when it is not a wildcard.
@@ -79,9 +97,10 @@ type Options struct {
 	GossipKeys [][]byte
 	// Volumes the node serves. At least one.
 	Volumes []VolumeSource
-	// OriginConcurrency bounds concurrent origin fetches (default 16).
+	// OriginConcurrency bounds concurrent origin fetches (default
+	// cache.DefaultOriginConcurrency, 16).
 	OriginConcurrency int
-	// OriginBandwidth caps origin bytes per second (0: none).
+	// OriginBandwidth caps origin bytes per second (default 0: none).
 	OriginBandwidth int64
 	// Placement are the ring parameters; they must be equal cluster-wide.
 	Placement ring.Config
@@ -95,11 +114,49 @@ type Options struct {
 	Logger *slog.Logger
 	// Registry receives metrics (default: a new registry).
 	Registry *prometheus.Registry
+	// Clock times the startup log and is handed to the cache and the
+	// peer server (default clock.Real()).
+	Clock clock.Clock
 }
 
 const weightUnit = 256 << 30
 
-// Validate fills defaults and checks o.
+// EnsureDefaults sets every zero-valued optional field to its default.
+func (o *Options) EnsureDefaults() {
+	if o.MinFreeBytes == 0 {
+		o.MinFreeBytes = DefaultMinFreeBytes
+	}
+	if o.Weight == 0 {
+		o.Weight = int(min(max((o.CapacityBytes+weightUnit-1)/weightUnit, 1), ring.MaxWeight))
+	}
+	if o.PeerListen == "" {
+		o.PeerListen = DefaultPeerListen
+	}
+	if o.GossipListen == "" {
+		o.GossipListen = DefaultGossipListen
+	}
+	if o.HTTPListen == "" {
+		o.HTTPListen = DefaultHTTPListen
+	}
+	if o.GossipProfile == "" {
+		o.GossipProfile = DefaultGossipProfile
+	}
+	if o.PlacementVersion == 0 {
+		o.PlacementVersion = DefaultPlacementVersion
+	}
+	if o.ShutdownGrace == 0 {
+		o.ShutdownGrace = DefaultShutdownGrace
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	o.Clock = clock.Or(o.Clock)
+}
+
+// Validate checks o; the errors are joined, each on its own line.
 func (o *Options) Validate() error {
 	var errs []error
 	if o.DataDir == "" {
@@ -108,32 +165,11 @@ func (o *Options) Validate() error {
 	if o.CapacityBytes <= 0 {
 		errs = append(errs, errors.New("capacity must be positive"))
 	}
-	if o.MinFreeBytes == 0 {
-		o.MinFreeBytes = 1 << 30
-	}
 	if o.MinFreeBytes < 0 {
 		errs = append(errs, errors.New("min free must not be negative"))
 	}
-	if o.Weight == 0 {
-		o.Weight = int(min(max((o.CapacityBytes+weightUnit-1)/weightUnit, 1), ring.MaxWeight))
-	}
 	if o.Weight < 1 || o.Weight > ring.MaxWeight {
 		errs = append(errs, fmt.Errorf("weight must be 1..%d", ring.MaxWeight))
-	}
-	if o.PeerListen == "" {
-		o.PeerListen = ":9700"
-	}
-	if o.GossipListen == "" {
-		o.GossipListen = ":9701"
-	}
-	if o.HTTPListen == "" {
-		o.HTTPListen = ":9702"
-	}
-	if o.GossipProfile == "" {
-		o.GossipProfile = "lan"
-	}
-	if o.PlacementVersion == 0 {
-		o.PlacementVersion = 1
 	}
 	if err := peer.ValidateToken(o.Token); err != nil {
 		errs = append(errs, err)
@@ -155,15 +191,6 @@ func (o *Options) Validate() error {
 	if err := o.Placement.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if o.ShutdownGrace == 0 {
-		o.ShutdownGrace = 10 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Registry == nil {
-		o.Registry = prometheus.NewRegistry()
-	}
 	return errors.Join(errs...)
 }
 
@@ -174,6 +201,7 @@ type Node struct {
 	store      *blockstore.Store
 	volumes    []*juice.Volume
 	membership *ring.Membership
+	cache      *cache.Cache
 	server     *peer.Server
 	peerLn     net.Listener
 	httpSrv    *http.Server
@@ -187,6 +215,7 @@ type Node struct {
 // Start opens the store, loads the volumes, starts the peer server and
 // joins the ring. The node runs until Shutdown.
 func Start(ctx context.Context, o Options) (_ *Node, err error) {
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid options: %w", err)
 	}
@@ -201,7 +230,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	start := time.Now()
+	start := o.Clock.Now()
 	n.store, err = blockstore.Open(ctx, blockstore.Options{
 		Dir: filepath.Join(o.DataDir, "store"), CapacityBytes: o.CapacityBytes,
 		MinFreeBytes: o.MinFreeBytes, Logger: o.Logger.With("component", "blockstore"),
@@ -210,9 +239,9 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("open block store: %w", err)
 	}
 	st := n.store.Stats()
-	n.log.Info("block store open", "blocks", st.Blocks, "bytes", st.Bytes, "capacity", st.CapacityBytes, "took", time.Since(start).Round(time.Millisecond))
+	n.log.Info("block store open", "blocks", st.Blocks, "bytes", st.Bytes, "capacity", st.CapacityBytes, "took", o.Clock.Now().Sub(start).Round(time.Millisecond))
 
-	var pvols []peer.Volume
+	var cvols []cache.Volume
 	for _, src := range o.Volumes {
 		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		v, err := juice.OpenVolume(lctx, src.Name, src.MetaURL)
@@ -221,8 +250,8 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 			return nil, err
 		}
 		n.volumes = append(n.volumes, v)
-		pvols = append(pvols, peer.Volume{
-			Name: v.Name, UUID: v.UUID, Storage: v.Storage, BlockSize: v.BlockSize,
+		cvols = append(cvols, cache.Volume{
+			Volume:    peer.Volume{Name: v.Name, UUID: v.UUID, Storage: v.Storage, BlockSize: v.BlockSize},
 			ExactSize: (v.Compression == "" || v.Compression == "none") && !v.Encrypted,
 			Origin:    v,
 		})
@@ -232,7 +261,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if n.peerLn, err = net.Listen("tcp", o.PeerListen); err != nil {
 		return nil, fmt.Errorf("peer listen: %w", err)
 	}
-	if o.HTTPListen != "off" {
+	if o.HTTPListen != HTTPOff {
 		if n.httpLn, err = net.Listen("tcp", o.HTTPListen); err != nil {
 			return nil, fmt.Errorf("http listen: %w", err)
 		}
@@ -262,10 +291,17 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("join ring: %w", err)
 	}
 
-	n.server, err = peer.NewServer(peer.ServerOptions{
-		Store: n.store, Volumes: pvols, Token: o.Token, View: n.membership.View,
+	n.cache, err = cache.New(cache.Options{
+		Store: n.store, Volumes: cvols,
 		OriginConcurrency: o.OriginConcurrency, OriginBandwidth: o.OriginBandwidth,
-		Logger: o.Logger.With("component", "peer"), Registerer: o.Registry,
+		Logger: o.Logger.With("component", "peer"), Registerer: o.Registry, Clock: o.Clock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.server, err = peer.NewServer(peer.ServerOptions{
+		Cache: n.cache, Token: o.Token, View: n.membership.View,
+		Logger: o.Logger.With("component", "peer"), Registerer: o.Registry, Clock: o.Clock,
 	})
 	if err != nil {
 		return nil, err
@@ -311,6 +347,9 @@ func (n *Node) View() *ring.View { return n.membership.View() }
 
 // Server is the node's peer server.
 func (n *Node) Server() *peer.Server { return n.server }
+
+// Cache is the node's block cache.
+func (n *Node) Cache() *cache.Cache { return n.cache }
 
 // Store is the node's block store.
 func (n *Node) Store() *blockstore.Store { return n.store }

@@ -43,8 +43,8 @@ import (
 //	                 length, the payload (s2-compressed if flagged)
 //	        else:    u16 message length, message
 //
-// The validation, the store, the single flight and the origin are the same
-// as for the gRPC Read; the CRC32C covers the bytes sent and the client
+// The checks, the answer budget and the cache behind them are the same as
+// for the gRPC Read; the CRC32C covers the bytes sent and the client
 // verifies it. Like the gRPC Read, s2 is used only for blocks marked
 // compressible, for clients that accept it, and only when it shrinks the
 // payload.
@@ -218,17 +218,14 @@ func (s *Server) answerData(ctx context.Context, c net.Conn, req dataRequest) er
 	// The caller's host, for its share of the answer budget (byteBudget).
 	ctx = grpcpeer.NewContext(ctx, &grpcpeer.Peer{Addr: c.RemoteAddr()})
 	c.SetWriteDeadline(minTime(deadline, now.Add(s.o.Limits.MaxWriteTimeout)))
-	if err := validateKey(req.key); err != nil {
-		return s.writeDataError(c, err)
-	}
-	if err := checkRange(req.off, req.limit); err != nil {
+	if err := checkBlockRange(req.key, req.off, req.limit); err != nil {
 		return s.writeDataError(c, err)
 	}
 	v, err := s.volume(req.volume)
 	if err != nil {
 		return s.writeDataError(c, err)
 	}
-	data, meta, src, release, err := s.get(ctx, v, req.key, req.off, req.limit)
+	data, meta, release, err := s.read(ctx, v, req.key, req.off, req.limit)
 	if err != nil {
 		return s.writeDataError(c, err)
 	}
@@ -245,7 +242,7 @@ func (s *Server) answerData(ctx context.Context, c net.Conn, req dataRequest) er
 	hdr := make([]byte, 1+8+8+1+1+4+4)
 	binary.BigEndian.PutUint64(hdr[1:], uint64(meta.ObjectSize))
 	binary.BigEndian.PutUint64(hdr[9:], uint64(len(data)))
-	hdr[17], hdr[18] = byte(src), flags
+	hdr[17], hdr[18] = byte(meta.Source), flags
 	binary.BigEndian.PutUint32(hdr[19:], crc32.Checksum(data, castagnoli))
 	binary.BigEndian.PutUint32(hdr[23:], uint32(len(payload)))
 	bufs := net.Buffers{hdr, payload}
