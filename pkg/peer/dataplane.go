@@ -18,7 +18,6 @@ import (
 	"google.golang.org/grpc/codes"
 	grpcpeer "google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
-
 )
 
 // The data plane carries block reads on the peer port beside gRPC, for
