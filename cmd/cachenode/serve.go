@@ -164,6 +164,7 @@ func (f *serveFlags) options(environ []string) (node.Options, error) {
 		return o, err
 	}
 	o.Volumes = vols
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return o, err
 	}

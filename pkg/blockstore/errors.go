@@ -1,6 +1,10 @@
 package blockstore
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/ringcache/ringcache/pkg/blockstore/blockrange"
+)
 
 var (
 	// ErrNotFound is returned by Get when the block is not in the store.
@@ -17,7 +21,7 @@ var (
 	// Options.MaxBlockSize or Options.CapacityBytes.
 	ErrTooLarge = errors.New("blockstore: block too large")
 	// ErrRange is returned by Get for an offset outside the block.
-	ErrRange = errors.New("blockstore: offset out of range")
+	ErrRange = blockrange.ErrOutOfRange
 	// ErrClosed is returned by operations on a closed Store.
 	ErrClosed = errors.New("blockstore: store closed")
 	// ErrInvalidKey is returned by Put for a key that cannot be stored:

@@ -1,7 +1,10 @@
 // Package node assembles a ringcache cache node: the block store on local
-// NVMe, ring membership over gossip, the volumes' origins, the peer gRPC
-// server and the HTTP endpoints for metrics and health. cmd/cachenode turns
-// flags into Options; tests and benchmarks run nodes in-process with it.
+// NVMe, ring membership over gossip, the volumes' origins, the cache over
+// them (pkg/cache), the peer server in front of it (pkg/peer) and the HTTP
+// endpoints for metrics and health. cmd/cachenode turns flags into
+// Options and runs one node per process; internal/cluster and the e2e
+// tests start cachenode processes, and unit tests run in-process caches
+// and servers without a node (internal/peertest).
 package node
 
 import (
@@ -24,148 +27,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ringcache/ringcache/pkg/blockstore"
+	"github.com/ringcache/ringcache/pkg/cache"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
-
-// VolumeSource names a JuiceFS volume and where its metadata engine is.
-// The URL may hold a password: it is never logged.
-type VolumeSource struct {
-	Name    string
-	MetaURL string
-}
-
-// Options configures a Node. Zero values take the documented defaults.
-type Options struct {
-	// DataDir holds the blocks and the node's persisted ID. Required.
-	DataDir string
-	// NodeID is the stable ID of this node on the ring. Default: read from
-	// DataDir/node-id, generated there on first start, so a restarted node
-	// takes back its place.
-	NodeID string
-	// CapacityBytes bounds the cached block bytes. Required.
-	CapacityBytes int64
-	// MinFreeBytes is the free-space floor of DataDir's file system
-	// (default 1 GiB).
-	MinFreeBytes int64
-	// Weight is the node's capacity weight on the ring, 1..8 (default:
-	// one per started 256 GiB of capacity).
-	Weight int
-	// PeerListen is the peer gRPC listen address (default ":9700").
-	PeerListen string
-	// GossipListen is the memberlist bind address (default ":9701").
-	GossipListen string
-	// HTTPListen serves /metrics, /healthz and /readyz (default ":9702";
-	// "" is not allowed, "off" disables it).
-	HTTPListen string
-	// AdvertiseAddr is the IP other nodes reach this one at. Default: the
-	// host of PeerListen when it is not a wildcard.
-	AdvertiseAddr string
-	// Seeds are gossip addresses (host:port) of other nodes.
-	Seeds []string
-	// GossipProfile is "lan" (default) or "local" (fast failure
-	// detection, for tests on one machine).
-	GossipProfile string
-	// Token is the cluster token that every peer call carries. Mounts, CSI
-	// plugins and controllers hold it too, so it never keys gossip.
-	// Required.
-	Token []byte
-	// GossipKeys encrypt and authenticate gossip: only cache nodes hold
-	// them, so a process with just the token cannot join the ring and
-	// claim partitions. The first key encrypts, all decrypt (rotation).
-	// Required: 1..ring.MaxKeys keys of ring.KeySize bytes, none derived
-	// from or equal to the token (ring.LoadKeyFile reads them).
-	GossipKeys [][]byte
-	// Volumes the node serves. At least one.
-	Volumes []VolumeSource
-	// OriginConcurrency bounds concurrent origin fetches (default 16).
-	OriginConcurrency int
-	// OriginBandwidth caps origin bytes per second (0: none).
-	OriginBandwidth int64
-	// Placement are the ring parameters; they must be equal cluster-wide.
-	Placement ring.Config
-	// PlacementVersion tags Placement; nodes with another version form
-	// another ring (default 1).
-	PlacementVersion int
-	// ShutdownGrace bounds the wait for in-flight calls on shutdown
-	// (default 10s).
-	ShutdownGrace time.Duration
-	// Logger receives structured logs (default: discard).
-	Logger *slog.Logger
-	// Registry receives metrics (default: a new registry).
-	Registry *prometheus.Registry
-}
-
-const weightUnit = 256 << 30
-
-// Validate fills defaults and checks o.
-func (o *Options) Validate() error {
-	var errs []error
-	if o.DataDir == "" {
-		errs = append(errs, errors.New("data dir is required"))
-	}
-	if o.CapacityBytes <= 0 {
-		errs = append(errs, errors.New("capacity must be positive"))
-	}
-	if o.MinFreeBytes == 0 {
-		o.MinFreeBytes = 1 << 30
-	}
-	if o.MinFreeBytes < 0 {
-		errs = append(errs, errors.New("min free must not be negative"))
-	}
-	if o.Weight == 0 {
-		o.Weight = int(min(max((o.CapacityBytes+weightUnit-1)/weightUnit, 1), ring.MaxWeight))
-	}
-	if o.Weight < 1 || o.Weight > ring.MaxWeight {
-		errs = append(errs, fmt.Errorf("weight must be 1..%d", ring.MaxWeight))
-	}
-	if o.PeerListen == "" {
-		o.PeerListen = ":9700"
-	}
-	if o.GossipListen == "" {
-		o.GossipListen = ":9701"
-	}
-	if o.HTTPListen == "" {
-		o.HTTPListen = ":9702"
-	}
-	if o.GossipProfile == "" {
-		o.GossipProfile = "lan"
-	}
-	if o.PlacementVersion == 0 {
-		o.PlacementVersion = 1
-	}
-	if err := peer.ValidateToken(o.Token); err != nil {
-		errs = append(errs, err)
-	}
-	if err := validateGossipKeys(o.GossipKeys, o.Token); err != nil {
-		errs = append(errs, err)
-	}
-	if len(o.Volumes) == 0 {
-		errs = append(errs, errors.New("at least one volume is required"))
-	}
-	for _, v := range o.Volumes {
-		if v.Name == "" || v.MetaURL == "" {
-			errs = append(errs, fmt.Errorf("volume %q needs a name and a metadata url", v.Name))
-		}
-	}
-	if o.OriginConcurrency < 0 || o.OriginBandwidth < 0 {
-		errs = append(errs, errors.New("origin concurrency and bandwidth must not be negative"))
-	}
-	if err := o.Placement.Validate(); err != nil {
-		errs = append(errs, err)
-	}
-	if o.ShutdownGrace == 0 {
-		o.ShutdownGrace = 10 * time.Second
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Registry == nil {
-		o.Registry = prometheus.NewRegistry()
-	}
-	return errors.Join(errs...)
-}
 
 // Node is a running cache node.
 type Node struct {
@@ -174,6 +40,7 @@ type Node struct {
 	store      *blockstore.Store
 	volumes    []*juice.Volume
 	membership *ring.Membership
+	cache      *cache.Cache
 	server     *peer.Server
 	peerLn     net.Listener
 	httpSrv    *http.Server
@@ -187,6 +54,7 @@ type Node struct {
 // Start opens the store, loads the volumes, starts the peer server and
 // joins the ring. The node runs until Shutdown.
 func Start(ctx context.Context, o Options) (_ *Node, err error) {
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid options: %w", err)
 	}
@@ -201,7 +69,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	start := time.Now()
+	start := o.Clock.Now()
 	n.store, err = blockstore.Open(ctx, blockstore.Options{
 		Dir: filepath.Join(o.DataDir, "store"), CapacityBytes: o.CapacityBytes,
 		MinFreeBytes: o.MinFreeBytes, Logger: o.Logger.With("component", "blockstore"),
@@ -210,9 +78,9 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("open block store: %w", err)
 	}
 	st := n.store.Stats()
-	n.log.Info("block store open", "blocks", st.Blocks, "bytes", st.Bytes, "capacity", st.CapacityBytes, "took", time.Since(start).Round(time.Millisecond))
+	n.log.Info("block store open", "blocks", st.Blocks, "bytes", st.Bytes, "capacity", st.CapacityBytes, "took", o.Clock.Now().Sub(start).Round(time.Millisecond))
 
-	var pvols []peer.Volume
+	var cvols []cache.Volume
 	for _, src := range o.Volumes {
 		lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 		v, err := juice.OpenVolume(lctx, src.Name, src.MetaURL)
@@ -221,8 +89,8 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 			return nil, err
 		}
 		n.volumes = append(n.volumes, v)
-		pvols = append(pvols, peer.Volume{
-			Name: v.Name, UUID: v.UUID, Storage: v.Storage, BlockSize: v.BlockSize,
+		cvols = append(cvols, cache.Volume{
+			Volume:    peer.Volume{Name: v.Name, UUID: v.UUID, Storage: v.Storage, BlockSize: v.BlockSize},
 			ExactSize: (v.Compression == "" || v.Compression == "none") && !v.Encrypted,
 			Origin:    v,
 		})
@@ -232,7 +100,7 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 	if n.peerLn, err = net.Listen("tcp", o.PeerListen); err != nil {
 		return nil, fmt.Errorf("peer listen: %w", err)
 	}
-	if o.HTTPListen != "off" {
+	if o.HTTPListen != HTTPOff {
 		if n.httpLn, err = net.Listen("tcp", o.HTTPListen); err != nil {
 			return nil, fmt.Errorf("http listen: %w", err)
 		}
@@ -262,10 +130,17 @@ func Start(ctx context.Context, o Options) (_ *Node, err error) {
 		return nil, fmt.Errorf("join ring: %w", err)
 	}
 
-	n.server, err = peer.NewServer(peer.ServerOptions{
-		Store: n.store, Volumes: pvols, Token: o.Token, View: n.membership.View,
+	n.cache, err = cache.New(cache.Options{
+		Store: n.store, Volumes: cvols,
 		OriginConcurrency: o.OriginConcurrency, OriginBandwidth: o.OriginBandwidth,
-		Logger: o.Logger.With("component", "peer"), Registerer: o.Registry,
+		Logger: o.Logger.With("component", "peer"), Registerer: o.Registry, Clock: o.Clock,
+	})
+	if err != nil {
+		return nil, err
+	}
+	n.server, err = peer.NewServer(peer.ServerOptions{
+		Cache: n.cache, Token: o.Token, View: n.membership.View,
+		Logger: o.Logger.With("component", "peer"), Registerer: o.Registry, Clock: o.Clock,
 	})
 	if err != nil {
 		return nil, err
@@ -311,6 +186,9 @@ func (n *Node) View() *ring.View { return n.membership.View() }
 
 // Server is the node's peer server.
 func (n *Node) Server() *peer.Server { return n.server }
+
+// Cache is the node's block cache.
+func (n *Node) Cache() *cache.Cache { return n.cache }
 
 // Store is the node's block store.
 func (n *Node) Store() *blockstore.Store { return n.store }

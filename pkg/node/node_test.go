@@ -18,10 +18,11 @@ func TestOptionsValidate(t *testing.T) {
 			Volumes: []VolumeSource{{Name: "models", MetaURL: "redis://x/1"}}}
 	}
 	o := good()
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if o.Weight != 3 || o.MinFreeBytes != 1<<30 || o.PeerListen != ":9700" || o.GossipProfile != "lan" || o.PlacementVersion != 1 || o.Registry == nil {
+	if o.Weight != 3 || o.MinFreeBytes != 1<<30 || o.PeerListen != ":9700" || o.HTTPListen != DefaultHTTPListen || o.GossipProfile != "lan" || o.PlacementVersion != 1 || o.Registry == nil || o.Clock == nil {
 		t.Errorf("defaults: %+v", o)
 	}
 	tests := []struct {
@@ -45,6 +46,7 @@ func TestOptionsValidate(t *testing.T) {
 	for _, tt := range tests {
 		o := good()
 		tt.mod(&o)
+		o.EnsureDefaults()
 		if err := o.Validate(); err == nil || !strings.Contains(err.Error(), tt.msg) {
 			t.Errorf("%s: got %v, want %q", tt.name, err, tt.msg)
 		}
@@ -52,8 +54,20 @@ func TestOptionsValidate(t *testing.T) {
 	// Huge capacities are capped at the largest weight.
 	o = good()
 	o.CapacityBytes = 100 << 40
-	if o.Validate(); o.Weight != 8 {
+	if o.EnsureDefaults(); o.Weight != 8 {
 		t.Errorf("weight for 100 TiB = %d, want 8", o.Weight)
+	}
+}
+
+// TestEnsureDefaultsIdempotent: EnsureDefaults twice is EnsureDefaults
+// once, and it never overrides a field that is set.
+func TestEnsureDefaultsIdempotent(t *testing.T) {
+	o := Options{CapacityBytes: 600 << 30, HTTPListen: HTTPOff, Weight: 2}
+	o.EnsureDefaults()
+	once := o
+	o.EnsureDefaults()
+	if o.HTTPListen != HTTPOff || o.Weight != 2 || o.PeerListen != once.PeerListen || o.Registry != once.Registry || o.ShutdownGrace != DefaultShutdownGrace {
+		t.Errorf("after two EnsureDefaults: %+v", o)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/clock"
 )
 
 // authGate bounds connections that have not yet authenticated a call:
@@ -13,6 +15,7 @@ import (
 // preface, or 4 bytes of one, holds a connection slot for as long as it
 // likes.
 type authGate struct {
+	clock   clock.Clock
 	timeout time.Duration
 	perHost int
 
@@ -21,8 +24,8 @@ type authGate struct {
 	byHost  map[string]int        // pending connections per remote host
 }
 
-func newAuthGate(timeout time.Duration, perHost int) *authGate {
-	return &authGate{timeout: timeout, perHost: perHost, pending: map[string]*gatedConn{}, byHost: map[string]int{}}
+func newAuthGate(c clock.Clock, timeout time.Duration, perHost int) *authGate {
+	return &authGate{clock: c, timeout: timeout, perHost: perHost, pending: map[string]*gatedConn{}, byHost: map[string]int{}}
 }
 
 // gatedConn is a connection the gate watches until it authenticates.
@@ -30,7 +33,7 @@ type gatedConn struct {
 	net.Conn
 	gate       *authGate
 	addr, host string
-	timer      *time.Timer
+	timer      clock.Timer
 	done       bool // authenticated or closed; gate.mu
 }
 
@@ -50,7 +53,7 @@ func (g *authGate) admit(c net.Conn) (net.Conn, bool) {
 	}
 	g.byHost[gc.host]++
 	g.pending[gc.addr] = gc
-	gc.timer = time.AfterFunc(g.timeout, gc.expire)
+	gc.timer = g.clock.AfterFunc(g.timeout, gc.expire)
 	return gc, true
 }
 

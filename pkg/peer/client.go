@@ -30,12 +30,22 @@ type ClientOptions struct {
 	// Token is the cluster token. Required.
 	Token []byte
 	// AcceptS2 lets nodes send s2-compressed chunks of compressible
-	// blocks.
+	// blocks (default false).
 	AcceptS2 bool
 	// GRPCReads makes Read use the gRPC streaming call instead of the data
-	// plane beside it (dataplane.go), which is several times faster.
+	// plane beside it (dataplane.go), which is several times faster
+	// (default false: the data plane).
 	GRPCReads bool
 }
+
+// EnsureDefaults sets every zero-valued optional field to its default:
+// every field's zero value is its default, so it changes nothing. It is
+// here so that all Options types are used the same way.
+func (o *ClientOptions) EnsureDefaults() {}
+
+// Validate checks o. Its error is ValidateToken's, unwrapped, as Dial
+// has always returned it (callers print and match it).
+func (o *ClientOptions) Validate() error { return ValidateToken(o.Token) }
 
 // Client calls one node.
 type Client struct {
@@ -49,7 +59,8 @@ type Client struct {
 // Dial returns a client for the node at addr. It does not wait for the
 // connection.
 func Dial(addr string, o ClientOptions) (*Client, error) {
-	if err := ValidateToken(o.Token); err != nil {
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	conn, err := grpc.NewClient(addr,

@@ -17,7 +17,7 @@ import (
 const batchKeysField = 2
 
 // countingCodec is the server's proto codec: it counts the keys of a Has
-// or Warm request on the wire and refuses more than maxBatch before
+// or Warm request on the wire and refuses more than MaxBatch before
 // decoding any, so a request of many empty keys (2 bytes each on the wire,
 // a 16-byte string header each decoded) cannot make the server allocate
 // eight times its size.
@@ -40,7 +40,7 @@ func (c countingCodec) Unmarshal(data mem.BufferSlice, v any) error {
 }
 
 // checkBatchKeys walks the top-level fields of an encoded batch request
-// and refuses more than maxBatch keys, or a malformed message.
+// and refuses more than MaxBatch keys, or a malformed message.
 func checkBatchKeys(b []byte) error {
 	keys := 0
 	for len(b) > 0 {
@@ -50,8 +50,8 @@ func checkBatchKeys(b []byte) error {
 		}
 		b = b[n:]
 		if num == batchKeysField && typ == protowire.BytesType {
-			if keys++; keys > maxBatch {
-				return status.Errorf(codes.InvalidArgument, "want 1 to %d keys, got more", maxBatch)
+			if keys++; keys > MaxBatch {
+				return status.Errorf(codes.InvalidArgument, "want 1 to %d keys, got more", MaxBatch)
 			}
 		}
 		n = protowire.ConsumeFieldValue(num, typ, b)

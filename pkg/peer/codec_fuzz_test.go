@@ -9,7 +9,7 @@ import (
 )
 
 // FuzzCheckBatchKeys: whatever checkBatchKeys lets through decodes to at
-// most maxBatch keys, and it never panics.
+// most MaxBatch keys, and it never panics.
 func FuzzCheckBatchKeys(f *testing.F) {
 	ok, _ := proto.Marshal(&peerpb.HasRequest{Volume: "models", Keys: []string{key(1, 1000), ""}})
 	f.Add(ok)
@@ -21,7 +21,7 @@ func FuzzCheckBatchKeys(f *testing.F) {
 			return
 		}
 		var m peerpb.HasRequest
-		if proto.Unmarshal(b, &m) == nil && len(m.Keys) > maxBatch {
+		if proto.Unmarshal(b, &m) == nil && len(m.Keys) > MaxBatch {
 			t.Fatalf("%d keys let through", len(m.Keys))
 		}
 	})

@@ -71,7 +71,7 @@ func TestDataPlaneRefusesWithoutToken(t *testing.T) {
 			t.Errorf("token %q: got %d bytes, %v; want Unauthenticated", tok, len(got), err)
 		}
 	}
-	if f.origin.count(k) != 0 {
+	if f.cache.count(k) != 0 {
 		t.Error("an unauthenticated data-plane call reached the origin")
 	}
 }

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/ringcache/ringcache/pkg/blockkey"
-	"github.com/ringcache/ringcache/pkg/blockstore"
+	"github.com/ringcache/ringcache/pkg/blockstore/blockrange"
 )
 
 // remoteHost is addr's IP, or the whole address if it has no port.
@@ -34,7 +34,8 @@ func (c *limitedConn) Close() error {
 }
 
 // Limits bound what callers, authenticated or not, can make a node hold.
-// The zero value means the defaults.
+// A zero field means its default (the DefaultX constants below); none may
+// be negative.
 type Limits struct {
 	// MaxConns bounds the connections open on the peer port, gRPC and data
 	// plane together, counted from accept (default 4096); MaxConnsPerHost
@@ -58,8 +59,8 @@ type Limits struct {
 	// MaxBatchCalls and MaxBatchCallsPerHost bound concurrent Has and Warm
 	// calls, node-wide and from one remote IP (defaults 64 and 16); as
 	// many again may wait, further calls are refused ResourceExhausted.
-	// With at most WarmSlots(OriginConcurrency) fetch workers per Warm
-	// call, they bound the goroutines warm-ups run.
+	// With a bounded number of fetch workers per Warm call (the cache's:
+	// cache.WarmSlots), they bound the goroutines warm-ups run.
 	MaxBatchCalls, MaxBatchCallsPerHost int
 	// MaxAnswerBytes bounds the bytes of read answers the server holds at
 	// once, over both transports (default 128 MiB), and one remote IP
@@ -98,12 +99,8 @@ const (
 	DefaultRefusalLogInterval     = time.Minute
 )
 
-// Validate fills defaults and checks l.
-func (l *Limits) Validate() error {
-	if l.MaxConns < 0 || l.MaxConnsPerHost < 0 || l.MaxDataConns < 0 || l.MaxDataConnsPerHost < 0 || l.MaxPendingConnsPerHost < 0 || l.MaxBatchCalls < 0 || l.MaxBatchCallsPerHost < 0 || l.AuthTimeout < 0 ||
-		l.MaxAnswerBytes < 0 || l.MaxCallTimeout < 0 || l.MaxWriteTimeout < 0 || l.RefusalLogInterval < 0 {
-		return errors.New("peer server: limits must not be negative")
-	}
+// EnsureDefaults sets every zero field of l to its default.
+func (l *Limits) EnsureDefaults() {
 	def := func(v *int, d int) {
 		if *v == 0 {
 			*v = d
@@ -134,10 +131,19 @@ func (l *Limits) Validate() error {
 	if l.RefusalLogInterval == 0 {
 		l.RefusalLogInterval = DefaultRefusalLogInterval
 	}
-	if l.MaxAnswerBytes < maxAnswerSize {
-		return fmt.Errorf("peer server: answer budget %d is smaller than one block (%d)", l.MaxAnswerBytes, maxAnswerSize)
+}
+
+// Validate checks l (after EnsureDefaults: a zero MaxAnswerBytes is
+// smaller than one block).
+func (l *Limits) Validate() error {
+	var errs []error
+	if l.MaxConns < 0 || l.MaxConnsPerHost < 0 || l.MaxDataConns < 0 || l.MaxDataConnsPerHost < 0 || l.MaxPendingConnsPerHost < 0 || l.MaxBatchCalls < 0 || l.MaxBatchCallsPerHost < 0 || l.AuthTimeout < 0 ||
+		l.MaxAnswerBytes < 0 || l.MaxCallTimeout < 0 || l.MaxWriteTimeout < 0 || l.RefusalLogInterval < 0 {
+		errs = append(errs, errors.New("peer server: limits must not be negative"))
+	} else if l.MaxAnswerBytes < maxAnswerSize {
+		errs = append(errs, fmt.Errorf("peer server: answer budget %d is smaller than one block (%d)", l.MaxAnswerBytes, maxAnswerSize))
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // answerShareDivisor: one remote host holds at most 1/answerShareDivisor
@@ -157,7 +163,7 @@ func answerWeight(key string, off, limit int64) int64 {
 		return 1
 	}
 	size := int64(bk.Size) + 64<<10 // compressed or encrypted objects may be a little larger
-	start, end, err := blockstore.Range(off, limit, size)
+	start, end, err := blockrange.Range(off, limit, size)
 	if err != nil {
 		return 1
 	}
@@ -165,7 +171,7 @@ func answerWeight(key string, off, limit int64) int64 {
 }
 
 // maxRecvMsgSize bounds a gRPC message the server reads. The largest
-// legitimate request is a Has or Warm call of maxBatch keys: per key a
+// legitimate request is a Has or Warm call of MaxBatch keys: per key a
 // 1-byte tag, a 1-byte length and at most maxKeyLen bytes, plus the volume
 // (tag, 2-byte length, at most maxDataString bytes), 536,579 bytes;
 // 640 KiB leaves room. The keys are counted before they are decoded

@@ -150,11 +150,12 @@ func TestOversizedHeadersRefused(t *testing.T) {
 
 func TestLimitsValidate(t *testing.T) {
 	var l Limits
+	l.EnsureDefaults()
 	if err := l.Validate(); err != nil || l.MaxConns != DefaultMaxConns || l.MaxAnswerBytes != DefaultMaxAnswerBytes || l.MaxWriteTimeout != DefaultMaxWriteTimeout {
 		t.Errorf("defaults: %+v, %v", l, err)
 	}
 	for _, bad := range []Limits{{MaxConns: -1}, {MaxAnswerBytes: 1 << 20}, {MaxWriteTimeout: -time.Second}} {
-		if err := bad.Validate(); err == nil {
+		if bad.EnsureDefaults(); bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}

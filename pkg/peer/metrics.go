@@ -11,9 +11,9 @@ import (
 
 // serverMetrics exports the server's counters. Counters are read from the
 // server's own atomics at scrape time, so Stats and /metrics never disagree.
+// The cache registers its own (pkg/cache).
 type serverMetrics struct {
-	fetchSeconds prometheus.Histogram
-	requests     *prometheus.CounterVec
+	requests *prometheus.CounterVec
 }
 
 // interceptors count every call by method and status code, refused ones
@@ -38,11 +38,6 @@ func (m *serverMetrics) interceptors() []grpc.ServerOption {
 
 func newServerMetrics(reg prometheus.Registerer, s *Server) (*serverMetrics, error) {
 	m := &serverMetrics{
-		fetchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
-			Name:    "ringcache_origin_fetch_seconds",
-			Help:    "Time to fetch one object from the origin, including queueing for an origin slot.",
-			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
-		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ringcache_peer_requests_total",
 			Help: "Peer protocol calls by method and gRPC status code.",
@@ -52,18 +47,10 @@ func newServerMetrics(reg prometheus.Registerer, s *Server) (*serverMetrics, err
 		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
 	}
 	cs := []prometheus.Collector{
-		m.fetchSeconds,
 		m.requests,
 		counter("ringcache_reads_total", "Read calls answered with data.", s.c.reads.Load),
-		counter("ringcache_hits_total", "Reads served from the block store.", s.c.hits.Load),
-		counter("ringcache_misses_total", "Reads and warms that needed the origin.", s.c.misses.Load),
-		counter("ringcache_origin_fetches_total", "Objects fetched from the origin.", s.c.originFetches.Load),
-		counter("ringcache_origin_bytes_total", "Bytes read from the origin.", s.c.originBytes.Load),
-		counter("ringcache_origin_errors_total", "Failed origin fetches.", s.c.originErrors.Load),
-		counter("ringcache_singleflight_dedup_total", "Requests that joined an origin fetch already in flight.", s.c.dedupWaits.Load),
 		counter("ringcache_served_bytes_total", "Block bytes served to readers, before wire compression.", s.c.servedBytes.Load),
 		counter("ringcache_wire_bytes_total", "Block bytes sent on the wire, after s2 compression where it helps.", s.c.wireBytes.Load),
-		counter("ringcache_store_put_errors_total", "Fetched blocks that could not be stored (served anyway).", s.c.storeErrors.Load),
 	}
 	for _, c := range cs {
 		if err := reg.Register(c); err != nil {

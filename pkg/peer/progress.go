@@ -8,6 +8,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/ringcache/ringcache/pkg/clock"
 )
 
 // A gRPC Send blocks while the client's flow-control window is full, until
@@ -30,16 +32,16 @@ func cancelableStream(ctx context.Context) context.Context {
 // progressGuard cancels the stream of ss when a chunk is not sent within
 // d of its arm call. Streams not set up by the tap are not guarded.
 type progressGuard struct {
-	t *time.Timer
+	t clock.Timer
 	d time.Duration
 }
 
-func newProgressGuard(ss grpc.ServerStream, d time.Duration) *progressGuard {
+func newProgressGuard(c clock.Clock, ss grpc.ServerStream, d time.Duration) *progressGuard {
 	cancel, ok := ss.Context().Value(streamCancelKey{}).(context.CancelCauseFunc)
 	if !ok {
 		return &progressGuard{}
 	}
-	t := time.AfterFunc(d, func() { cancel(errNoProgress) })
+	t := c.AfterFunc(d, func() { cancel(errNoProgress) })
 	t.Stop()
 	return &progressGuard{t: t, d: d}
 }

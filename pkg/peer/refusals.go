@@ -49,18 +49,6 @@ func newRefusals(log *slog.Logger, clk clock.Clock, interval time.Duration, reg 
 	return &refusals{r}, nil
 }
 
-// newOriginLog returns the rate limit of the "origin fetch failed" log:
-// one line per volume (the reason) per interval.
-func newOriginLog(log *slog.Logger, clk clock.Clock, interval time.Duration) *refusals {
-	r, err := admit.NewRefusals(admit.RefusalsOptions{
-		Message: "origin fetch failed", Logger: log, Clock: clk, Interval: interval, ByPeer: true,
-	})
-	if err != nil {
-		panic(err) // only a negative interval, which Limits.Validate refuses
-	}
-	return &refusals{r}
-}
-
 // refuse records one refusal of the caller at addr (may be nil).
 func (r *refusals) refuse(reason string, addr net.Addr, detail string) {
 	r.r.Refuse(reason, addr, detail)

@@ -237,25 +237,6 @@ func TestRefusalLogRateLimited(t *testing.T) {
 	}
 }
 
-// TestOriginLogRateLimited: the origin-failure log is rate-limited per
-// volume, under its own message.
-func TestOriginLogRateLimited(t *testing.T) {
-	var logs syncBuffer
-	clk := clocktest.New(time.Unix(1000, 0))
-	r := newOriginLog(slog.New(slog.NewTextHandler(&logs, nil)), clk, time.Minute)
-	for range 3 {
-		r.refuse("models", nil, "k: boom")
-	}
-	r.refuse("other", nil, "k: boom")
-	clk.Advance(time.Minute)
-	r.refuse("models", nil, "k: again")
-	lines := strings.Split(strings.TrimSpace(logs.String()), "\n")
-	if len(lines) != 3 || !strings.Contains(lines[0], `msg="origin fetch failed" reason=models peer=unknown detail="k: boom" suppressed=0`) ||
-		!strings.Contains(lines[2], `reason=models peer=unknown detail="k: again" suppressed=2`) {
-		t.Fatalf("lines %q", lines)
-	}
-}
-
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer

@@ -17,7 +17,7 @@ func TestCheckAndDryRunHalfWarm(t *testing.T) {
 	if res, err := e.Run(ctx30s(t), subPlan(plan, "/m/a")); err != nil || res.BlocksDone != 12 {
 		t.Fatalf("warm /m/a: %+v, %v", res, err)
 	}
-	c.origin.reset()
+	c.origin.Reset()
 
 	ck, err := e.Check(ctx30s(t), plan)
 	if err != nil {
@@ -80,8 +80,8 @@ func TestCheckAndDryRunHalfWarm(t *testing.T) {
 	if ck2.CachedBlocks != 0 || ck2.MissingBlocks != 20 || ck2.FetchBlocks != 12+2*8 || ck2.FetchBytes != 28_000 {
 		t.Errorf("check with 2 replicas = %+v", ck2)
 	}
-	if c.origin.total() != 0 {
-		t.Errorf("check and dry run caused %d origin GETs", c.origin.total())
+	if c.origin.Total() != 0 {
+		t.Errorf("check and dry run caused %d origin GETs", c.origin.Total())
 	}
 
 	// A dead owner is reported; its blocks count as missing.
@@ -126,7 +126,7 @@ func TestDryRunDoesNotFit(t *testing.T) {
 	if over == 0 {
 		t.Errorf("no owner is over its capacity: %+v", dr.NodeFits)
 	}
-	if c.origin.total() != 0 {
+	if c.origin.Total() != 0 {
 		t.Error("a dry run fetched from the origin")
 	}
 }

@@ -8,7 +8,7 @@
 //	paths → inodes → chunks → slices → block keys        (NewPlan, metadata engine only, no mount)
 //	      → owners on the ring (first Replicas owners)    (Executor, from a Ring)
 //	      → batched Warm calls per owner                  (Options.BatchSize, Options.Concurrency)
-//	      → owners fetch misses from the origin           (node side: peer.Server)
+//	      → owners fetch misses from the origin           (node side: pkg/cache)
 //
 // Symlinks in the paths given are followed within the volume, and those
 // found in a tree only into that tree (juice.Resolve); Plan.Resolved says
@@ -33,8 +33,8 @@
 // whether it fits the ring's free capacity.
 //
 // Fairness between concurrent warm-ups, and reads never waiting behind a
-// warm-up, are enforced by each node (peer.Server: reads go first for the
-// node's origin slots, warm fetches hold at most peer.WarmSlots of them);
+// warm-up, are enforced by each node (pkg/cache: reads go first for the
+// node's origin slots, warm fetches hold at most cache.WarmSlots of them);
 // the Bandwidth budget here is per warm-up.
 //
 // Scheduled warm-ups and the Kubernetes controller for Warmup objects build

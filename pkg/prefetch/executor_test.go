@@ -65,7 +65,7 @@ func TestOptionsValidate(t *testing.T) {
 func TestRunGroupsAndBatches(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 3})
 	plan := c.plan(1, map[string]int{"/m/a": 40, "/m/b": 30, "/m/c": 30, "/m/empty": 0}, 1000)
-	c.origin.delay = 2 * time.Millisecond
+	c.origin.SetDelay(2 * time.Millisecond)
 	r := newTestRing(c, clock.Real())
 	var last Progress
 	var calls int
@@ -111,8 +111,8 @@ func TestRunGroupsAndBatches(t *testing.T) {
 		}
 	}
 	for _, b := range plan.Blocks {
-		if warmed[b.Key] != 1 || c.origin.count(b.Key) != 1 {
-			t.Errorf("%s: sent %d times, %d origin GETs; want 1 and 1", b.Key, warmed[b.Key], c.origin.count(b.Key))
+		if warmed[b.Key] != 1 || c.origin.Count(b.Key) != 1 {
+			t.Errorf("%s: sent %d times, %d origin GETs; want 1 and 1", b.Key, warmed[b.Key], c.origin.Count(b.Key))
 		}
 		if h := c.holders(b.Key); !slices.Equal(h, owners(c.full, b.Key, 1)) {
 			t.Errorf("%s held by %v, want its owner %v", b.Key, h, owners(c.full, b.Key, 1))
@@ -120,7 +120,7 @@ func TestRunGroupsAndBatches(t *testing.T) {
 	}
 
 	// Again: everything is cached.
-	c.origin.reset()
+	c.origin.Reset()
 	before := 0
 	for _, n := range c.nodes {
 		before += len(r.node(n.member.Addr).calls())
@@ -133,8 +133,8 @@ func TestRunGroupsAndBatches(t *testing.T) {
 	for _, n := range c.nodes {
 		after += len(r.node(n.member.Addr).calls())
 	}
-	if res.BlocksCached != 100 || res.BlocksFetched != 0 || res.OriginBytes != 0 || c.origin.total() != 0 || after != before {
-		t.Errorf("second run: %+v, %d origin GETs, %d Warm calls; want all cached, none", res.Progress, c.origin.total(), after-before)
+	if res.BlocksCached != 100 || res.BlocksFetched != 0 || res.OriginBytes != 0 || c.origin.Total() != 0 || after != before {
+		t.Errorf("second run: %+v, %d origin GETs, %d Warm calls; want all cached, none", res.Progress, c.origin.Total(), after-before)
 	}
 }
 
@@ -161,7 +161,7 @@ func TestRunReplicas(t *testing.T) {
 		if len(want) != 2 || !slices.Equal(got, want) {
 			t.Errorf("%s held by %v, want its two owners %v", b.Key, got, want)
 		}
-		if n := c.origin.count(b.Key); n != 2 {
+		if n := c.origin.Count(b.Key); n != 2 {
 			t.Errorf("%s: %d origin GETs, want 2 (one per replica)", b.Key, n)
 		}
 	}
@@ -173,12 +173,12 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 1})
 	plan := c.plan(1, map[string]int{"/a": 3}, 1000)
 	flaky, broken := plan.Blocks[0].Key, plan.Blocks[1].Key
-	c.origin.fail = func(key string, n int) error {
+	c.origin.SetFail(func(key string, n int) error {
 		if (key == flaky && n <= 2) || key == broken {
 			return errors.New("origin says 503")
 		}
 		return nil
-	}
+	})
 	clock := newAutoClock()
 	t0 := clock.Now()
 	r := newTestRing(c, clock)
@@ -219,7 +219,7 @@ func TestRunRetriesWithBackoff(t *testing.T) {
 func TestRunOwnerDiesMidway(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 3})
 	plan := c.plan(1, map[string]int{"/m/a": 30, "/m/b": 30}, 1000)
-	c.origin.delay = 10 * time.Millisecond
+	c.origin.SetDelay(10 * time.Millisecond)
 	// The victim: the node owning most blocks.
 	count := map[string]int{}
 	for _, b := range plan.Blocks {
@@ -286,7 +286,7 @@ func TestRunOwnerDiesMidway(t *testing.T) {
 		t.Error("the victim had warmed none of its blocks when killed: moving done blocks is untested")
 	}
 	for _, k := range heldBefore {
-		if n := c.origin.count(k); n != 2 {
+		if n := c.origin.Count(k); n != 2 {
 			t.Errorf("%s, warmed on the victim before it died: %d origin GETs, want 2 (again on its new owner)", k, n)
 		}
 	}
@@ -371,7 +371,7 @@ func TestRunFatalErrors(t *testing.T) {
 func TestRunCancel(t *testing.T) {
 	c := newCluster(t, clusterOptions{nodes: 2})
 	plan := c.plan(1, map[string]int{"/a": 40}, 1000)
-	c.origin.delay = 20 * time.Millisecond
+	c.origin.SetDelay(20 * time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	e := newExecutor(t, Options{Ring: newTestRing(c, clock.Real()), BatchSize: 2, Concurrency: 1, ViewRefresh: -1, ProgressInterval: time.Nanosecond,

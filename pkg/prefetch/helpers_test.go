@@ -1,21 +1,18 @@
 package prefetch
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
-	"net"
 	"slices"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/internal/peertest"
 	"github.com/ringcache/ringcache/pkg/blockkey"
-	"github.com/ringcache/ringcache/pkg/blockstore"
+	"github.com/ringcache/ringcache/pkg/cache"
 	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/peer"
@@ -29,80 +26,24 @@ const (
 	testUUID   = "uuid-1"
 )
 
-// origin serves objects from memory and counts GETs. fail, if set, may
-// fail the n-th GET (1-based) of a key.
-type origin struct {
-	mu    sync.Mutex
-	objs  map[string][]byte
-	gets  map[string]int
-	delay time.Duration
-	fail  func(key string, n int) error
-}
-
-func (o *origin) Get(ctx context.Context, key string, off, limit int64) (io.ReadCloser, error) {
-	o.mu.Lock()
-	o.gets[key]++
-	n, b, ok, delay, fail := o.gets[key], o.objs[key], o.objs[key] != nil, o.delay, o.fail
-	o.mu.Unlock()
-	if delay > 0 {
-		time.Sleep(delay)
-	}
-	if fail != nil {
-		if err := fail(key, n); err != nil {
-			return nil, err
-		}
-	}
-	if !ok {
-		return nil, errors.New("no such key")
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
-}
-
-func (o *origin) count(key string) int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.gets[key]
-}
-
-func (o *origin) total() int {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	n := 0
-	for _, c := range o.gets {
-		n += c
-	}
-	return n
-}
-
-func (o *origin) reset() {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	o.gets = map[string]int{}
-}
-
-// testNode is an in-process cache node: a block store and a peer server.
+// testNode is an in-process cache node of the shared harness.
 type testNode struct {
+	*peertest.Node
 	member ring.Member
-	store  *blockstore.Store
-	srv    *peer.Server
 	client *peer.Client
 	stop   func() // kills the server at once; idempotent
 }
 
-func (n *testNode) holds(key string) bool {
-	_, ok := n.store.Has(blockstore.Key{Volume: testUUID, Object: key})
-	return ok
-}
+func (n *testNode) holds(key string) bool { return n.Holds(key) }
 
-// cluster is n nodes over one origin, and the placement of all of them.
+// cluster is n nodes over one origin (internal/peertest), and the
+// placement of all of them.
 type cluster struct {
 	t      *testing.T
-	origin *origin
+	pc     *peertest.Cluster
+	origin *peertest.Origin
 	nodes  []*testNode
 	full   *ring.Placement
-
-	mu   sync.Mutex
-	view *ring.Placement // what the nodes report in Status
 }
 
 type clusterOptions struct {
@@ -112,61 +53,21 @@ type clusterOptions struct {
 
 func newCluster(t *testing.T, co clusterOptions) *cluster {
 	t.Helper()
-	if co.capacity == 0 {
-		co.capacity = 1 << 30
+	pc := peertest.Start(t, peertest.Options{
+		Nodes: co.nodes, Token: testToken, Volume: testVolume, VolumeUUID: testUUID,
+		Capacity: co.capacity, Grace: time.Millisecond,
+		Cache: func(o *cache.Options) { o.OriginConcurrency = 4 },
+	})
+	c := &cluster{t: t, pc: pc, origin: pc.Origin, full: pc.Placement()}
+	for _, n := range pc.Nodes {
+		c.nodes = append(c.nodes, &testNode{Node: n, member: n.Member, client: n.Client, stop: n.Down})
 	}
-	c := &cluster{t: t, origin: &origin{objs: map[string][]byte{}, gets: map[string]int{}}}
-	var members []ring.Member
-	for i := range co.nodes {
-		n := &testNode{}
-		var err error
-		n.store, err = blockstore.Open(context.Background(), blockstore.Options{Dir: t.TempDir(), CapacityBytes: co.capacity, MinFreeBytes: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.store.Close() })
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.member = ring.Member{ID: fmt.Sprintf("node-%d", i+1), Addr: l.Addr().String(), Weight: 1, PlacementVersion: 1}
-		n.srv, err = peer.NewServer(peer.ServerOptions{
-			Store: n.store, Token: []byte(testToken), OriginConcurrency: 4,
-			Volumes: []peer.Volume{{Name: testVolume, UUID: testUUID, BlockSize: 4 << 20, ExactSize: true, Origin: c.origin}},
-			View: func() *ring.View {
-				c.mu.Lock()
-				defer c.mu.Unlock()
-				return &ring.View{Epoch: 1, Self: n.member, Placement: c.view}
-			},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
-		go func() { n.srv.Serve(ctx, l, time.Millisecond); close(done) }()
-		var once sync.Once
-		n.stop = func() { once.Do(func() { cancel(); <-done }) }
-		t.Cleanup(n.stop)
-		if n.client, err = peer.Dial(n.member.Addr, peer.ClientOptions{Token: []byte(testToken)}); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { n.client.Close() })
-		c.nodes = append(c.nodes, n)
-		members = append(members, n.member)
-	}
-	c.full = c.placement(members...)
-	c.view = c.full
 	return c
 }
 
 func (c *cluster) placement(ms ...ring.Member) *ring.Placement {
 	c.t.Helper()
-	p, err := ring.NewPlacement(ring.Config{PartitionCount: 271}, ms)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	return p
+	return c.pc.NewPlacement(ms...)
 }
 
 func (c *cluster) without(victim *testNode) *ring.Placement {
@@ -220,9 +121,7 @@ func (c *cluster) plan(firstID int, files map[string]int, size int) *Plan {
 			id++
 			b := make([]byte, size)
 			rand.Read(b)
-			c.origin.mu.Lock()
-			c.origin.objs[k] = b
-			c.origin.mu.Unlock()
+			c.origin.Put(k, b)
 			blk := juice.Block{Key: k, Size: int64(size)}
 			f.Blocks = append(f.Blocks, blk)
 			f.Size += int64(size)
@@ -282,9 +181,7 @@ func (r *testRing) Placement(ctx context.Context) (*ring.Placement, error) {
 	if r.placement != nil {
 		return r.placement(r.calls), nil
 	}
-	r.c.mu.Lock()
-	defer r.c.mu.Unlock()
-	return r.c.view, nil
+	return r.c.pc.Placement(), nil
 }
 
 func (r *testRing) Node(addr string) (Node, error) {

@@ -49,7 +49,7 @@ type Options struct {
 	BatchSize int
 	// Concurrency is the most Warm calls in flight to one owner (default
 	// 2). A node fetches a call's keys in parallel, up to its warm slots
-	// (peer.WarmSlots).
+	// (cache.WarmSlots).
 	Concurrency int
 	// Bandwidth is this warm-up's budget of origin bytes per second,
 	// shared by all owners (0: none). Batches are paced by the bytes they

@@ -17,16 +17,17 @@ import (
 	"github.com/juicedata/juicefs/pkg/object"
 	"google.golang.org/grpc"
 
+	"github.com/ringcache/ringcache/internal/peertest"
 	"github.com/ringcache/ringcache/pkg/blockkey"
 	"github.com/ringcache/ringcache/pkg/blockstore"
-	"github.com/ringcache/ringcache/pkg/peer"
+	"github.com/ringcache/ringcache/pkg/cache"
 	"github.com/ringcache/ringcache/pkg/peer/peerpb"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
 
 // The test cluster: real peer.Servers over real blockstores on 127.0.0.1,
 // one in-memory JuiceFS bucket (object "mem" storage) that is both the
-// store's origin and, through a counting peer.Origin with the volume prefix
+// store's origin and, through a counting cache.Origin with the volume prefix
 // applied (as juice.Volume does), the origin of every cache node.
 
 const (
@@ -146,58 +147,32 @@ func (s *slowStore) Get(ctx context.Context, k blockstore.Key, off, limit int64)
 	return s.Store.Get(ctx, k, off, limit)
 }
 
-// node is one cache node: a real peer.Server that can be stopped and
-// started again on the same address.
+// node is one cache node of the shared harness (internal/peertest): a
+// real peer.Server over a real cache that can be stopped and started
+// again on the same address.
 type node struct {
-	t      testing.TB
+	*peertest.Node
 	member ring.Member
 	addr   string
-	srv    *peer.Server
+	srv    *peertest.Node // Stats: the server's and the cache's counters
 	store  *slowStore
-	mu     sync.Mutex
-	stop   func() // nil while down
-}
-
-func (n *node) serve(l net.Listener) {
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { n.srv.Serve(ctx, l, 100*time.Millisecond); close(done) }()
-	n.mu.Lock()
-	n.stop = func() { cancel(); <-done }
-	n.mu.Unlock()
 }
 
 // up starts serving on the node's address.
-func (n *node) up() {
-	n.t.Helper()
-	l, err := net.Listen("tcp", n.addr)
-	if err != nil {
-		n.t.Fatalf("listen again on %s: %v", n.addr, err)
-	}
-	n.serve(l)
-}
+func (n *node) up() { n.Up() }
 
 // down stops the server and closes its listener.
-func (n *node) down() {
-	n.mu.Lock()
-	stop := n.stop
-	n.stop = nil
-	n.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-}
+func (n *node) down() { n.Down() }
 
 func (n *node) reads() int64 { return n.srv.Stats().Reads }
 
 type cluster struct {
 	t          testing.TB
+	pc         *peertest.Cluster
 	base       object.ObjectStorage // the bucket
 	origin     *countingOrigin      // the store's origin
 	peerOrigin *peerOrigin          // the cache nodes' origin
 	nodes      []*node
-	placement  atomic.Pointer[ring.Placement]
-	epoch      atomic.Uint64
 	nextID     atomic.Int64
 }
 
@@ -213,6 +188,11 @@ func newCluster(t testing.TB, n int) *cluster {
 		origin:     &countingOrigin{ObjectStorage: base, gets: map[string]int{}},
 		peerOrigin: &peerOrigin{base: base},
 	}
+	c.pc = peertest.Start(t, peertest.Options{
+		Token: testToken, Volume: "models", VolumeUUID: testVol, Storage: "mem", Origin: c.peerOrigin,
+		NodeID:    func(i int) string { return fmt.Sprintf("node-%d", i) },
+		WrapStore: func(bs *blockstore.Store) cache.Store { return &slowStore{Store: bs} },
+	})
 	var ms []ring.Member
 	for range n {
 		ms = append(ms, c.addNode(true).member)
@@ -224,39 +204,9 @@ func newCluster(t testing.TB, n int) *cluster {
 // addNode adds a cache node that is not yet a ring member; serve false
 // leaves it down (its address reserved but not listening).
 func (c *cluster) addNode(serve bool) *node {
-	t := c.t
-	t.Helper()
-	bs, err := blockstore.Open(context.Background(), blockstore.Options{Dir: t.TempDir(), CapacityBytes: 1 << 30, MinFreeBytes: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { bs.Close() })
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &node{t: t, addr: l.Addr().String(), store: &slowStore{Store: bs}}
-	n.member = ring.Member{ID: fmt.Sprintf("node-%d", len(c.nodes)), Addr: n.addr, Weight: 1, PlacementVersion: 1}
-	n.srv, err = peer.NewServer(peer.ServerOptions{
-		Store: n.store, Token: []byte(testToken),
-		Volumes: []peer.Volume{{Name: "models", UUID: testVol, Storage: "mem", BlockSize: 4 << 20, ExactSize: true, Origin: c.peerOrigin}},
-		View: func() *ring.View {
-			p := c.placement.Load()
-			if p == nil {
-				return nil
-			}
-			return &ring.View{Epoch: c.epoch.Load(), Self: n.member, Placement: p}
-		},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(n.down)
-	if serve {
-		n.serve(l)
-	} else {
-		l.Close()
-	}
+	c.t.Helper()
+	pn := c.pc.AddNode(serve)
+	n := &node{Node: pn, member: pn.Member, addr: pn.Addr, srv: pn, store: pn.CacheStore.(*slowStore)}
 	c.nodes = append(c.nodes, n)
 	return n
 }
@@ -264,15 +214,12 @@ func (c *cluster) addNode(serve bool) *node {
 // setMembers changes the ring every node reports in Status.
 func (c *cluster) setMembers(ms ...ring.Member) *ring.Placement {
 	c.t.Helper()
-	p := placement(c.t, ms...)
-	c.placement.Store(p)
-	c.epoch.Add(1)
-	return p
+	return c.pc.SetMembers(ms...)
 }
 
 func placement(t testing.TB, ms ...ring.Member) *ring.Placement {
 	t.Helper()
-	p, err := ring.NewPlacement(ring.Config{PartitionCount: 271}, ms)
+	p, err := ring.NewPlacement(ring.Config{PartitionCount: peertest.DefaultPartitionCount}, ms)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +255,7 @@ func (c *cluster) blockIn(p *ring.Placement, size, n int, pred func(owners []rin
 // block is blockIn for the current ring and two owners.
 func (c *cluster) block(size int, pred func(owners []ring.Member) bool) (string, []byte) {
 	c.t.Helper()
-	return c.blockIn(c.placement.Load(), size, 2, pred)
+	return c.blockIn(c.pc.Placement(), size, 2, pred)
 }
 
 // ownedBy matches blocks whose ranked owners start with addrs.

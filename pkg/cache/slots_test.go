@@ -1,15 +1,10 @@
-package peer
+package cache
 
 import (
-	"bytes"
 	"context"
 	"errors"
-	"io"
-	"sync"
 	"testing"
 	"time"
-
-	"github.com/ringcache/ringcache/pkg/peer/peerpb"
 )
 
 func TestWarmSlots(t *testing.T) {
@@ -147,143 +142,9 @@ func TestOriginSlotsCancel(t *testing.T) {
 
 // gatedOrigin serves objects from memory; GETs of gated keys block until
 // the gate is opened. It counts GETs in flight.
-type gatedOrigin struct {
-	objs  map[string][]byte
-	gated map[string]bool
-	gate  chan struct{}
 
-	mu                 sync.Mutex
-	inflight, maxGated int
-	gatedNow           int
-	gets               map[string]int
-}
-
-func (o *gatedOrigin) Get(ctx context.Context, key string, off, limit int64) (io.ReadCloser, error) {
-	o.mu.Lock()
-	o.gets[key]++
-	if o.gated[key] {
-		o.gatedNow++
-		o.maxGated = max(o.maxGated, o.gatedNow)
-	}
-	o.mu.Unlock()
-	if o.gated[key] {
-		select {
-		case <-o.gate:
-		case <-ctx.Done():
-		}
-		o.mu.Lock()
-		o.gatedNow--
-		o.mu.Unlock()
-	}
-	b, ok := o.objs[key]
-	if !ok {
-		return nil, errors.New("no such key")
-	}
-	return io.NopCloser(bytes.NewReader(b)), nil
-}
-
-func (o *gatedOrigin) state() (gatedNow, maxGated int) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	return o.gatedNow, o.maxGated
-}
-
-// TestWarmDoesNotStarveReads: with warm-ups filling every warm slot of a
-// node on a stalled origin, reads of other blocks are still served, and a
-// read of a block a warm-up has queued is served ahead of the warm-up.
-func TestWarmDoesNotStarveReads(t *testing.T) {
-	origin := &gatedOrigin{objs: map[string][]byte{}, gated: map[string]bool{}, gate: make(chan struct{}), gets: map[string]int{}}
-	var warm1, warm2 []string
-	for i := range 12 {
-		k := key(500+i, 4096)
-		origin.objs[k], origin.gated[k] = randBytes(4096), true
-		warm1 = append(warm1, k)
-	}
-	for i := range 6 {
-		k := key(600+i, 4096)
-		origin.objs[k] = randBytes(4096) // not gated: a stall only of warm1's keys
-		warm2 = append(warm2, k)
-	}
-	readKey := key(700, 4096)
-	origin.objs[readKey] = randBytes(4096)
-	f := newFixture(t, nil, func(o *ServerOptions) {
-		o.OriginConcurrency = 4
-		o.Volumes[0].Origin = origin
-	})
-
-	type warmDone struct {
-		res []*peerpb.WarmResult
-		err error
-	}
-	warm := func(keys []string) chan warmDone {
-		c := make(chan warmDone, 1)
-		go func() {
-			res, err := f.client.Warm(ctx10s(t), "models", keys)
-			c <- warmDone{res, err}
-		}()
-		return c
-	}
-	w1 := warm(warm1)
-	// The first warm-up takes every warm slot (3 of 4) and stalls there.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if n, _ := origin.state(); n == WarmSlots(4) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the warm-up never filled the warm slots")
-		}
-	}
-	w2 := warm(warm2)
-	// The second warm-up's fetches queue for a warm slot.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if _, w := f.srv.slots.waiters(); w == WarmSlots(4) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second warm-up's fetches never queued")
-		}
-	}
-	if _, maxGated := origin.state(); maxGated != WarmSlots(4) {
-		t.Errorf("warm fetches in flight peaked at %d, want the cap %d", maxGated, WarmSlots(4))
-	}
-
-	// A read of another block gets the reserved slot at once.
-	got, info, err := f.client.Read(ctx10s(t), "models", readKey, 0, -1)
-	if err != nil || !bytes.Equal(got, origin.objs[readKey]) || info.Source != peerpb.Source_SOURCE_ORIGIN {
-		t.Fatalf("read during a stalled warm-up: source %v, err %v", info.Source, err)
-	}
-	// A read of a block the second warm-up has queued lifts that fetch
-	// ahead of the queued warm fetches.
-	got, _, err = f.client.Read(ctx10s(t), "models", warm2[0], 0, -1)
-	if err != nil || !bytes.Equal(got, origin.objs[warm2[0]]) {
-		t.Fatalf("read of a block queued by a warm-up: %v", err)
-	}
-	select {
-	case d := <-w2:
-		t.Fatalf("second warm-up finished while every warm slot was stalled: %v", d.err)
-	default:
-	}
-
-	close(origin.gate)
-	for _, c := range []chan warmDone{w1, w2} {
-		d := <-c
-		if d.err != nil {
-			t.Fatal(d.err)
-		}
-		for _, r := range d.res {
-			if r.State == peerpb.WarmResult_STATE_FAILED {
-				t.Errorf("warm of %s failed: %s", r.Key, r.Error)
-			}
-		}
-	}
-	origin.mu.Lock()
-	defer origin.mu.Unlock()
-	for k, n := range origin.gets {
-		if n != 1 {
-			t.Errorf("origin GETs of %s = %d, want 1", k, n)
-		}
-	}
-	if f.srv.slots.free != 4 || f.srv.slots.warm != 0 {
-		t.Errorf("slots after the warm-ups: free %d, warm %d", f.srv.slots.free, f.srv.slots.warm)
-	}
+func ctx10s(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return ctx
 }
