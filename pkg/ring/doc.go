@@ -2,16 +2,20 @@
 //
 // It has two layers, kept apart in the style of etcd's raft package:
 //
-//   - placement.go is a pure, deterministic core. [NewPlacement] maps a
-//     member set and a [Config] to an immutable [Placement] that answers
-//     "which nodes own this key, in which order" ([Placement.Owners]). It does
-//     no I/O, reads no clock and uses no randomness. Every node that sees the
-//     same member set computes the same placement, whatever order the members
-//     arrive in.
-//   - membership.go is the I/O edge. [Start] runs a hashicorp/memberlist gossip
-//     node. Each node advertises its [Member] record in memberlist node
-//     metadata. [Membership] turns the live member set into a new immutable
-//     [View] (epoch + placement) and swaps it in atomically.
+//   - A pure, deterministic core (placement.go, config.go, vnodes.go).
+//     [NewPlacement] maps a member set and a [Config] to an immutable
+//     [Placement] that answers "which nodes own this key, in which order"
+//     ([Placement.Owners]). It does no I/O, reads no clock and uses no
+//     randomness. Every node that sees the same member set computes the same
+//     placement, whatever order the members arrive in.
+//   - The I/O edge (membership.go, options.go, gossip.go, view.go, join.go,
+//     meta.go, mllog.go, keyfile.go, and the limits on incoming gossip).
+//     [Start] runs a hashicorp/memberlist
+//     gossip node. Each node advertises its [Member] record in memberlist
+//     node metadata. [Membership] turns the live member set into a new
+//     immutable [View] (epoch + placement) and swaps it in atomically. Time
+//     that decides behaviour here (the rejoin loop) comes from
+//     [Options].Clock.
 //
 // Callers outside this package only read [View] snapshots. They never see
 // memberlist types.

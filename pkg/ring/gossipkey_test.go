@@ -15,7 +15,8 @@ import (
 )
 
 // waitRefused waits until m has refused at least n gossip messages for
-// reason: the event that shows a rogue tried.
+// reason: the event that shows a rogue tried (it waits on the refusal
+// log's change channel, with a deadline).
 func waitRefused(t *testing.T, m *Membership, reason Refusal, n uint64, timeout time.Duration) {
 	t.Helper()
 	deadline := time.NewTimer(timeout)

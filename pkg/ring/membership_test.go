@@ -7,6 +7,7 @@ import (
 	"log"
 	"log/slog"
 	"net"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 )
 
 // testLog is a slog handler for tests. It keeps records for assertions and
@@ -81,13 +84,14 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 
 type nodeOpt func(*Options)
 
-func withSeeds(s ...string) nodeOpt      { return func(o *Options) { o.Seeds = s } }
-func withPort(p int) nodeOpt             { return func(o *Options) { o.BindPort = p } }
-func withVersion(v int) nodeOpt          { return func(o *Options) { o.Self.PlacementVersion = v } }
-func withKey(k []byte) nodeOpt           { return func(o *Options) { o.SecretKeys = [][]byte{k} } }
-func withRejoin(d time.Duration) nodeOpt { return func(o *Options) { o.RejoinInterval = d } }
-func withAddr(a string) nodeOpt          { return func(o *Options) { o.Self.Addr = a } }
-func withLogger(l *slog.Logger) nodeOpt  { return func(o *Options) { o.Logger = l } }
+func withSeeds(s ...string) nodeOpt       { return func(o *Options) { o.Seeds = s } }
+func withPort(p int) nodeOpt              { return func(o *Options) { o.BindPort = p } }
+func withVersion(v int) nodeOpt           { return func(o *Options) { o.Self.PlacementVersion = v } }
+func withKey(k []byte) nodeOpt            { return func(o *Options) { o.SecretKeys = [][]byte{k} } }
+func withRejoin(d time.Duration) nodeOpt  { return func(o *Options) { o.RejoinInterval = d } }
+func withAddr(a string) nodeOpt           { return func(o *Options) { o.Self.Addr = a } }
+func withLogger(l *slog.Logger) nodeOpt   { return func(o *Options) { o.Logger = l } }
+func withClock(c *clocktest.Fake) nodeOpt { return func(o *Options) { o.Clock = c } }
 
 // startNode starts a gossip node on 127.0.0.1 with the local profile. Its
 // gRPC address is fake: placement never dials it.
@@ -131,6 +135,32 @@ func waitView(t *testing.T, m *Membership, timeout time.Duration, what string, c
 			t.Fatalf("%s: %s: not reached within %v; view epoch %d members %v",
 				m.self.ID, what, timeout, v.Epoch, ids(v.Placement.Members()))
 		}
+	}
+}
+
+// pollGossip waits until cond holds, polling with a deadline. It is for
+// memberlist's own state (gossip members, refusal counts), which memberlist
+// changes on its real-time probes and gossip rounds and announces by no
+// event this package sees; ring state is awaited with waitView or settle.
+func pollGossip(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not reached within %v", what, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// settle waits until m's view reflects every peer event memberlist has
+// delivered so far.
+func settle(t *testing.T, m *Membership) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.settle(ctx); err != nil {
+		t.Fatalf("%s: settle: %v", m.self.ID, err)
 	}
 }
 
@@ -329,17 +359,15 @@ func TestMembershipPlacementVersionMismatch(t *testing.T) {
 	waitView(t, a, 10*time.Second, "2 members", hasIDs("node-a", "node-b"))
 	c := startNode(t, "node-c", withSeeds(a.GossipAddr()), withVersion(2))
 
-	deadline := time.Now().Add(10 * time.Second)
-	for a.ml.NumMembers() != 3 || c.ml.NumMembers() != 3 || b.ml.NumMembers() != 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("node-c never became a gossip member")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pollGossip(t, 10*time.Second, "node-c a gossip member of all three", func() bool {
+		return a.ml.NumMembers() == 3 && c.ml.NumMembers() == 3 && b.ml.NumMembers() == 3
+	})
 	// Memberlist runs the event delegate before it lists a node as a
-	// member, and exclusion publishes nothing. Give a pending rebuild a
-	// moment anyway, then check that nothing changed.
-	time.Sleep(200 * time.Millisecond)
+	// member, and exclusion publishes nothing. Once each rebuild loop has
+	// rebuilt from the events delivered so far, nothing may have changed.
+	for _, m := range []*Membership{a, b, c} {
+		settle(t, m)
+	}
 	for _, m := range []*Membership{a, b} {
 		if got := memberIDs(m.View()); !slices.Equal(got, []string{"node-a", "node-b"}) {
 			t.Errorf("%s: ring members %v, want node-a, node-b", m.self.ID, got)
@@ -354,19 +382,52 @@ func TestMembershipPlacementVersionMismatch(t *testing.T) {
 }
 
 // TestMembershipRejoinLoop: the only seed is down at start. Start still
-// succeeds, and the rejoin loop joins once the seed comes up.
+// succeeds, the rejoin loop retries every RejoinInterval of its clock, and
+// it joins once the seed comes up.
 func TestMembershipRejoinLoop(t *testing.T) {
 	seedPort := freePort(t)
 	seed := net.JoinHostPort("127.0.0.1", strconv.Itoa(seedPort))
-	a := startNode(t, "node-a", withSeeds(seed), withRejoin(100*time.Millisecond))
+	clk := clocktest.New(time.Now())
+	logger, logs := newTestLog(t)
+	a := startNode(t, "node-a", withSeeds(seed), withClock(clk), withLogger(logger))
+	// rearmed waits until the rejoin loop has armed its next timer: the
+	// join before it is over.
+	rearmed := func() {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := clk.BlockUntil(ctx, 1); err != nil {
+			t.Fatalf("the rejoin loop armed no timer: %v", err)
+		}
+	}
+	const failed = "no gossip seed reachable"
+	rearmed()
+	if n := logs.count(failed); n != 1 {
+		t.Fatalf("%d failed joins logged after Start, want 1", n)
+	}
+	// The rejoin delay is RejoinInterval ± 10%.
+	clk.Advance(DefaultRejoinInterval*9/10 - time.Millisecond)
+	if n := logs.count(failed); n != 1 || clk.Waiters() != 1 {
+		t.Fatalf("rejoined before RejoinInterval-10%%: %d failed joins, %d timers", n, clk.Waiters())
+	}
+	clk.Advance(DefaultRejoinInterval/5 + time.Millisecond)
+	rearmed()
+	if n := logs.count(failed); n != 2 {
+		t.Fatalf("%d failed joins logged after one rejoin interval, want 2", n)
+	}
+	clk.Advance(DefaultRejoinInterval * 11 / 10)
+	rearmed()
+	if n := logs.count(failed); n != 3 {
+		t.Fatalf("%d failed joins logged after two rejoin intervals, want 3", n)
+	}
 	if got := memberIDs(a.View()); !slices.Equal(got, []string{"node-a"}) {
 		t.Fatalf("members %v before the seed is up", got)
 	}
-	time.Sleep(300 * time.Millisecond) // a few failed rejoins
 	b := startNode(t, "node-b", withPort(seedPort))
 	if b.GossipAddr() != seed {
 		t.Fatalf("seed node on %s, want %s", b.GossipAddr(), seed)
 	}
+	clk.Advance(DefaultRejoinInterval * 11 / 10)
 	for _, m := range []*Membership{a, b} {
 		waitView(t, m, 5*time.Second, "joined via rejoin loop", hasIDs("node-a", "node-b"))
 	}
@@ -404,13 +465,8 @@ func TestMembershipBadPeerMetadata(t *testing.T) {
 	if _, err := raw.Join([]string{a.GossipAddr()}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for a.ml.NumMembers() != 2 {
-		if time.Now().After(deadline) {
-			t.Fatal("raw peer never became a gossip member")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pollGossip(t, 5*time.Second, "raw peer a gossip member", func() bool { return a.ml.NumMembers() == 2 })
+	settle(t, a)
 	if got := memberIDs(a.View()); !slices.Equal(got, []string{"node-a"}) {
 		t.Errorf("members %v with a garbage peer, want only node-a", got)
 	}
@@ -506,11 +562,24 @@ func TestOptionsValidate(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatal(err)
 	}
+	if o.Self.Weight != 0 || o.RejoinInterval != 0 || o.Profile != "" || o.Logger != nil || o.Clock != nil {
+		t.Errorf("Validate modified the options: %+v", o)
+	}
+	o.EnsureDefaults()
 	if o.Self.Weight != 1 || o.RejoinInterval != DefaultRejoinInterval || o.Profile != ProfileLAN ||
-		o.Placement.PartitionCount != DefaultPartitionCount || o.Logger == nil {
+		o.Placement.PartitionCount != DefaultPartitionCount || o.Logger == nil || o.Clock == nil {
 		t.Errorf("defaults not filled: %+v", o)
 	}
+	if err := o.Validate(); err != nil {
+		t.Errorf("defaulted options: %v", err)
+	}
+	again := o
+	again.EnsureDefaults()
+	if !reflect.DeepEqual(again, o) {
+		t.Errorf("EnsureDefaults is not idempotent: %+v, then %+v", o, again)
+	}
 	o = Options{Self: Member{ID: "n1", Addr: "10.0.0.1:7070"}, AdvertiseAddr: "10.0.0.1"}
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil || o.BindAddr != "0.0.0.0" {
 		t.Errorf("bind default: %q, %v", o.BindAddr, err)
 	}
@@ -542,10 +611,18 @@ func TestOptionsValidate(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			o := base()
 			tt.mut(&o)
-			if err := o.Validate(); !errors.Is(err, tt.want) {
-				t.Fatalf("err = %v, want %v", err, tt.want)
+			if err := o.Validate(); !errors.Is(err, tt.want) || !errors.Is(err, ErrInvalidOptions) {
+				t.Fatalf("err = %v, want %v and %v", err, tt.want, ErrInvalidOptions)
 			}
 		})
+	}
+	// Every problem is reported at once.
+	o = Options{Self: Member{Addr: "10.0.0.1:7070"}, BindAddr: "localhost", Profile: "wan"}
+	err := o.Validate()
+	for _, msg := range []string{"empty id", "bind addr", "unknown profile"} {
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("err = %v, want it to mention %q", err, msg)
+		}
 	}
 }
 

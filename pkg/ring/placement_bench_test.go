@@ -2,6 +2,7 @@ package ring
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -45,5 +46,42 @@ func BenchmarkNewPlacement(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkPlacementVnodeSweep measures balance, movement and build time
+// for other vnodesPerUnit values: it records why 20 was chosen (see
+// vnodesPerUnit). Metrics: min/avg is the least loaded member's primary
+// partitions over the average; join-x and leave-x are the keys moved by one
+// join or leave over the ideal 1/(N+1) and 1/N. ns/op is the build.
+func BenchmarkPlacementVnodeSweep(b *testing.B) {
+	keys := movementKeys()[:20_000]
+	for _, vn := range []int{10, 20, 40, 80} {
+		for _, n := range []int{32, 100} {
+			b.Run(fmt.Sprintf("vnodes=%d/members=%d", vn, n), func(b *testing.B) {
+				base := mkMembers(n, "node-")
+				var p *Placement
+				for b.Loop() {
+					var err error
+					if p, err = newPlacement(Config{}, base, vn); err != nil {
+						b.Fatal(err)
+					}
+				}
+				pj, err := newPlacement(Config{}, append(slices.Clone(base), Member{ID: "joiner", Addr: "h:1", Weight: 1}), vn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				pl, err := newPlacement(Config{}, base[1:], vn)
+				if err != nil {
+					b.Fatal(err)
+				}
+				fj, _ := moved(p, pj, keys)
+				fl, _ := moved(p, pl, keys)
+				avg := float64(p.cfg.PartitionCount) / float64(n)
+				b.ReportMetric(float64(slices.Min(p.primaries))/avg, "min/avg")
+				b.ReportMetric(fj*float64(n+1), "join-x")
+				b.ReportMetric(fl*float64(n), "leave-x")
+			})
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/buraksezer/consistent"
 	"github.com/cespare/xxhash/v2"
@@ -174,14 +173,16 @@ func TestNewPlacementRejects(t *testing.T) {
 
 func TestConfigValidateDefaults(t *testing.T) {
 	var c Config
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
+	if err := c.Validate(); err != nil || c != (Config{}) {
+		t.Fatalf("Validate of the zero Config: %v, left %+v", err, c)
 	}
+	c.EnsureDefaults()
 	want := Config{PartitionCount: DefaultPartitionCount, Load: DefaultLoad, MaxReplicas: DefaultMaxReplicas}
 	if c != want {
 		t.Fatalf("defaults = %+v, want %+v", c, want)
 	}
 	c = Config{PartitionCount: 271, Load: 1.5, MaxReplicas: 2}
+	c.EnsureDefaults()
 	if err := c.Validate(); err != nil || c.PartitionCount != 271 || c.Load != 1.5 || c.MaxReplicas != 2 {
 		t.Fatalf("explicit values changed: %+v, %v", c, err)
 	}
@@ -707,34 +708,5 @@ func TestPlacementFingerprint(t *testing.T) {
 	const want = uint64(0x7fc870fb65094321)
 	if got := d.Sum64(); got != want {
 		t.Fatalf("owner table digest = %#x, want %#x", got, want)
-	}
-}
-
-// TestPlacementVnodeSweep logs balance, movement and build time for other
-// vnodesPerUnit values. It records why 20 was chosen and asserts nothing
-// beyond what the other tests assert.
-func TestPlacementVnodeSweep(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measurement only")
-	}
-	keys := movementKeys()[:20_000]
-	for _, vn := range []int{10, 20, 40, 80} {
-		for _, n := range []int{32, 100} {
-			base := mkMembers(n, "node-")
-			start := time.Now()
-			p, err := newPlacement(Config{}, base, vn)
-			if err != nil {
-				t.Fatal(err)
-			}
-			build := time.Since(start)
-			minL := slices.Min(p.primaries)
-			avg := float64(p.cfg.PartitionCount) / float64(n)
-			pj, _ := newPlacement(Config{}, append(slices.Clone(base), Member{ID: "joiner", Addr: "h:1", Weight: 1}), vn)
-			pl, _ := newPlacement(Config{}, base[1:], vn)
-			fj, _ := moved(p, pj, keys)
-			fl, _ := moved(p, pl, keys)
-			t.Logf("vnodes=%2d N=%3d min/avg %.2f join %.2fx leave %.2fx build %v",
-				vn, n, float64(minL)/avg, fj*float64(n+1), fl*float64(n), build.Round(time.Microsecond))
-		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/clock"
 )
 
 // ErrReadTimeout is returned (wrapped, with the block and the cause) for a
@@ -24,7 +26,7 @@ const maxStreaks = 4096
 // that finds the origin back ends the streak.
 type budgets struct {
 	budget, probe, window time.Duration
-	now                   func() time.Time
+	clock                 clock.Clock
 
 	mu sync.Mutex
 	m  map[string]*streak
@@ -36,14 +38,14 @@ type streak struct {
 	logged          bool // the give-up was logged
 }
 
-func newBudgets(budget, probe, window time.Duration, now func() time.Time) *budgets {
-	return &budgets{budget: budget, probe: probe, window: window, now: now, m: map[string]*streak{}}
+func newBudgets(budget, probe, window time.Duration, c clock.Clock) *budgets {
+	return &budgets{budget: budget, probe: probe, window: window, clock: c, m: map[string]*streak{}}
 }
 
 // begin returns the deadline of a Get of key starting now, the streak it
 // belongs to, and whether it is a probe (the budget was spent before).
 func (b *budgets) begin(key string) (deadline time.Time, st *streak, probe bool) {
-	now := b.now()
+	now := b.clock.Now()
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	st = b.m[key]
@@ -75,7 +77,7 @@ func (b *budgets) end(key string, st *streak, err error) (gaveUp bool) {
 		}
 		return false
 	}
-	if !st.logged && !b.now().Before(st.deadline) {
+	if !st.logged && !b.clock.Now().Before(st.deadline) {
 		st.logged = true
 		return true
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -25,9 +26,22 @@ func TestOptionsValidate(t *testing.T) {
 	if err := o.Validate(); err != nil {
 		t.Fatalf("good options: %v", err)
 	}
+	if !reflect.DeepEqual(o, good()) {
+		t.Errorf("Validate modified the options: %+v", o)
+	}
+	o.EnsureDefaults()
 	if o.Owners != 2 || o.AttemptTimeout != 30*time.Second || o.HedgeMin != 200*time.Millisecond || o.HedgeMax != 5*time.Second ||
-		o.HedgeFactor != 3 || o.HedgeBudget != 0.1 || o.RefreshInterval != time.Second || o.Logger == nil || o.Now == nil {
+		o.HedgeFactor != 3 || o.HedgeBudget != 0.1 || o.RefreshInterval != time.Second || o.ReadBudget != 15*time.Second ||
+		o.ProbeTimeout != 200*time.Millisecond || o.RetryWindow != 30*time.Second || o.Logger == nil || o.Clock == nil {
 		t.Errorf("defaults not filled: %+v", o)
+	}
+	if err := o.Validate(); err != nil {
+		t.Errorf("defaulted options: %v", err)
+	}
+	again := o
+	again.EnsureDefaults()
+	if !reflect.DeepEqual(again, o) {
+		t.Error("EnsureDefaults is not idempotent")
 	}
 
 	const rangeMsg = "owners >= 1"

@@ -8,7 +8,8 @@ import (
 	"time"
 )
 
-// holdTimeout bounds the Has call that decides whether a hedge is sent.
+// holdTimeout bounds the Has call that decides whether a hedge is sent. It
+// is a context deadline on the RPC, in real time.
 const holdTimeout = time.Second
 
 // holds reports whether the owner of a holds block, so that a hedge to it
@@ -55,7 +56,8 @@ func (s *Store) takeHedge() bool {
 	}
 }
 
-// latencies keeps a ring buffer of recent successful owner latencies.
+// latencies keeps a ring buffer of the last successful owner latencies:
+// a window of samples, not of time.
 type latencies struct {
 	mu  sync.Mutex
 	buf []time.Duration

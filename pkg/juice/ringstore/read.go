@@ -39,7 +39,7 @@ func (s *Store) Get(key string, off, limit int64, getters ...object.AttrGetter) 
 	data, err := s.read(ctx, key, block, off, limit)
 	if s.budgets.end(block, st, err) {
 		s.c.readTimeouts.Add(1)
-		s.log.Error("block read gave up", "key", key, "waited", s.o.Now().Sub(st.start).Round(time.Millisecond).String(),
+		s.log.Error("block read gave up", "key", key, "waited", s.o.Clock.Now().Sub(st.start).Round(time.Millisecond).String(),
 			"err", err, "then", fmt.Sprintf("reads of the block get %v probes for %v", s.o.ProbeTimeout, s.o.RetryWindow))
 	} else if err != nil && probe {
 		s.log.Debug("block probe failed", "key", key, "err", err)
@@ -94,7 +94,7 @@ var errNotHeld = errors.New("hedge not sent: the owner does not hold the block")
 // others are cancelled.
 func (s *Store) read(ctx context.Context, key, block string, off, limit int64) ([]byte, error) {
 	s.reads.Add(1)
-	start := s.o.Now()
+	start := s.o.Clock.Now()
 	cands := s.candidates(block)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -114,7 +114,7 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 			switch {
 			case err != nil:
 				dl, _ := ctx.Deadline()
-				r = result{a: a, err: fmt.Errorf("has: %w", err), spent: isDeadline(err) && !dl.IsZero() && !dl.After(s.o.Now().Add(holdTimeout))}
+				r = result{a: a, err: fmt.Errorf("has: %w", err), spent: isDeadline(err) && !dl.IsZero() && !dl.After(s.o.Clock.Now().Add(holdTimeout))}
 			case !held:
 				r = result{a: a, notHeld: true, err: errNotHeld}
 			default:
@@ -125,7 +125,7 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 		}()
 	}
 	launch(false)
-	hedge := time.NewTimer(s.hedgeDelay())
+	hedge := s.o.Clock.NewTimer(s.hedgeDelay())
 	defer hedge.Stop()
 	hedgeChecked := -1 // candidates up to this one were considered for a hedge
 	var errs []error
@@ -161,7 +161,7 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 			if next < len(cands) && ctx.Err() == nil && !r.spent {
 				launch(false)
 			}
-		case <-hedge.C:
+		case <-hedge.C():
 			if next < len(cands) && next > hedgeChecked && cands[next].client != nil && ctx.Err() == nil && s.takeHedge() {
 				hedgeChecked = next
 				launch(true)
@@ -172,12 +172,12 @@ func (s *Store) read(ctx context.Context, key, block string, off, limit int64) (
 				errs = append(errs, fmt.Errorf("%s: no answer", cands[i]))
 			}
 			return nil, fmt.Errorf("read %s: %w after %v: %w", key, ErrReadTimeout,
-				s.o.Now().Sub(start).Round(time.Millisecond), errors.Join(errs...))
+				s.o.Clock.Now().Sub(start).Round(time.Millisecond), errors.Join(errs...))
 		}
 	}
 	if spent || (ctx.Err() != nil && next < len(cands)) {
 		return nil, fmt.Errorf("read %s: %w after %v: %w", key, ErrReadTimeout,
-			s.o.Now().Sub(start).Round(time.Millisecond), errors.Join(errs...))
+			s.o.Clock.Now().Sub(start).Round(time.Millisecond), errors.Join(errs...))
 	}
 	return nil, fmt.Errorf("read %s: every owner and the origin failed: %w", key, errors.Join(errs...))
 }
@@ -202,18 +202,20 @@ func (s *Store) candidates(block string) []attempt {
 }
 
 func (s *Store) try(ctx context.Context, a attempt, key, block string, off, limit int64) result {
-	start := s.o.Now()
+	start := s.o.Clock.Now()
 	if a.client == nil {
 		data, err := s.getOrigin(ctx, key, off, limit)
-		return result{data: data, a: a, err: err, took: s.o.Now().Sub(start)}
+		return result{data: data, a: a, err: err, took: s.o.Clock.Now().Sub(start)}
 	}
+	// A bound on the RPC: a context deadline, enforced in real time like
+	// the block budget's (see Options.Clock).
 	actx, cancel := context.WithTimeout(ctx, s.o.AttemptTimeout)
 	defer cancel()
 	data, _, err := a.client.Read(actx, s.o.Volume, block, off, limit)
 	if err == nil {
 		err = checkLength(len(data), limit)
 	}
-	took := s.o.Now().Sub(start)
+	took := s.o.Clock.Now().Sub(start)
 	if err == nil {
 		s.lat.add(took)
 	}

@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 )
 
 // A hedge is not sent to an owner that does not hold the block: it would
@@ -110,18 +112,19 @@ func TestReadBudgetOriginFrozen(t *testing.T) {
 
 // A block whose window has passed gets a whole budget again.
 func TestReadBudgetWindowEnds(t *testing.T) {
-	now := time.Unix(1000, 0)
-	clock := func() time.Time { return now }
-	b := newBudgets(10*time.Second, time.Second, 20*time.Second, clock)
+	clk := clocktest.New(time.Unix(1000, 0))
+	b := newBudgets(10*time.Second, time.Second, 20*time.Second, clk)
+	now := clk.Now()
 	d, st, probe := b.begin("k")
 	if probe || !d.Equal(now.Add(10*time.Second)) {
 		t.Fatalf("first Get: deadline %v probe %v", d, probe)
 	}
-	now = now.Add(5 * time.Second)
+	clk.Advance(5 * time.Second)
 	if d2, _, probe := b.begin("k"); probe || !d2.Equal(d) {
 		t.Errorf("a retry within the budget: deadline %v probe %v, want the first deadline", d2, probe)
 	}
-	now = now.Add(5 * time.Second)
+	clk.Advance(5 * time.Second)
+	now = clk.Now()
 	if gaveUp := b.end("k", st, errors.New("x")); !gaveUp {
 		t.Error("the failure at the deadline is not the give-up")
 	}
@@ -131,7 +134,8 @@ func TestReadBudgetWindowEnds(t *testing.T) {
 	if d3, _, probe := b.begin("k"); !probe || !d3.Equal(now.Add(time.Second)) {
 		t.Errorf("after the budget: deadline %v probe %v, want a probe", d3, probe)
 	}
-	now = now.Add(21 * time.Second)
+	clk.Advance(21 * time.Second)
+	now = clk.Now()
 	if d4, st4, probe := b.begin("k"); probe || !d4.Equal(now.Add(10*time.Second)) || st4 == st {
 		t.Errorf("after the window: deadline %v probe %v, want a new budget", d4, probe)
 	}
@@ -144,7 +148,7 @@ func TestReadBudgetWindowEnds(t *testing.T) {
 	for i := range maxStreaks {
 		b.begin(string(rune('a'+i%26)) + string(rune(i)))
 	}
-	now = now.Add(time.Hour)
+	clk.Advance(time.Hour)
 	b.begin("new")
 	if n := b.len(); n != 1 {
 		t.Errorf("%d streaks after the sweep, want 1", n)

@@ -15,137 +15,17 @@ package ringstore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/juicedata/juicefs/pkg/object"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
-
-// Options configures a Store.
-type Options struct {
-	// Origin is the volume's real object store, without the volume-name
-	// prefix (JuiceFS adds it above this store). Required.
-	Origin object.ObjectStorage
-	// LocalNode is the peer address of the cache node on this host. Required.
-	LocalNode string
-	// Token is the cluster token. Required.
-	Token []byte
-	// Volume is the volume's UUID. Required.
-	Volume string
-	// Prefix is the volume's key prefix, "<format name>/". Required.
-	Prefix string
-	// Owners is how many ranked owners a read tries before the origin
-	// (default 2).
-	Owners int
-	// AttemptTimeout bounds one owner's answer, including a cold fetch it
-	// makes from the origin (default 30s), within ReadBudget.
-	AttemptTimeout time.Duration
-	// ReadBudget bounds the time spent on one block, every candidate
-	// included, from the first Get of it that did not succeed: JuiceFS
-	// retries a failed block read (--io-retries), and its retries share
-	// the first one's budget instead of starting again (default 15s).
-	ReadBudget time.Duration
-	// ProbeTimeout bounds each Get of a block whose budget is spent, for
-	// RetryWindow after that: a probe that succeeds (the origin is back)
-	// ends the failure; one that does not fails fast (default 200ms).
-	ProbeTimeout time.Duration
-	// RetryWindow is how long a block whose budget is spent gets probes
-	// only; the first Get after it starts a new budget (default
-	// 2 x ReadBudget).
-	RetryWindow time.Duration
-	// HedgeMin and HedgeMax clamp the hedging delay (default 200ms, 5s).
-	// The delay is HedgeFactor (default 3) times the 95th percentile of
-	// recent owner latencies. A hedge that reaches an owner without the
-	// block costs an origin fetch, so the delay errs on the late side.
-	HedgeMin, HedgeMax time.Duration
-	HedgeFactor        float64
-	// HedgeBudget is the largest fraction of reads that may be hedged
-	// (default 0.1; negative disables hedging), so a slow ring does not
-	// double the load on the origin.
-	HedgeBudget float64
-	// GRPCReads reads blocks over the peer protocol's gRPC stream instead
-	// of the faster data plane beside it (for networks that pass only
-	// HTTP/2 between nodes).
-	GRPCReads bool
-	// RefreshInterval is how often the ring view is refreshed from the
-	// local node (default 1s).
-	RefreshInterval time.Duration
-	// Logger receives structured logs (default: discard).
-	Logger *slog.Logger
-	// Registerer receives metrics (optional).
-	Registerer prometheus.Registerer
-	// Now is the clock (default time.Now).
-	Now func() time.Time
-}
-
-// Validate fills defaults and checks o.
-func (o *Options) Validate() error {
-	var errs []error
-	if o.Origin == nil {
-		errs = append(errs, errors.New("origin is required"))
-	}
-	if o.LocalNode == "" {
-		errs = append(errs, errors.New("local node address is required"))
-	}
-	if err := peer.ValidateToken(o.Token); err != nil {
-		errs = append(errs, err)
-	}
-	if o.Volume == "" || o.Prefix == "" || !strings.HasSuffix(o.Prefix, "/") {
-		errs = append(errs, errors.New(`volume uuid and a prefix ending in "/" are required`))
-	}
-	if o.Owners == 0 {
-		o.Owners = 2
-	}
-	if o.AttemptTimeout == 0 {
-		o.AttemptTimeout = 30 * time.Second
-	}
-	if o.HedgeMin == 0 {
-		o.HedgeMin = 200 * time.Millisecond
-	}
-	if o.HedgeMax == 0 {
-		o.HedgeMax = 5 * time.Second
-	}
-	if o.HedgeFactor == 0 {
-		o.HedgeFactor = 3
-	}
-	if o.HedgeBudget == 0 {
-		o.HedgeBudget = 0.1
-	}
-	if o.RefreshInterval == 0 {
-		o.RefreshInterval = time.Second
-	}
-	if o.ReadBudget == 0 {
-		o.ReadBudget = 15 * time.Second
-	}
-	if o.ProbeTimeout == 0 {
-		o.ProbeTimeout = 200 * time.Millisecond
-	}
-	if o.RetryWindow == 0 {
-		o.RetryWindow = 2 * o.ReadBudget
-	}
-	if o.Owners < 1 || o.AttemptTimeout < 0 || o.HedgeMin < 0 || o.HedgeMax < o.HedgeMin || o.HedgeFactor < 1 || o.HedgeBudget > 1 || o.RefreshInterval < 0 {
-		errs = append(errs, errors.New("owners >= 1, non-negative timeouts, hedge min <= max, hedge factor >= 1 and a hedge budget <= 1 are required"))
-	}
-	if o.ReadBudget < 0 || o.ProbeTimeout < 0 || o.RetryWindow < 0 {
-		errs = append(errs, errors.New("read budget, probe timeout and retry window must not be negative"))
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.Now == nil {
-		o.Now = time.Now
-	}
-	return errors.Join(errs...)
-}
 
 // Stats counts a store's reads by where their bytes came from.
 type Stats struct {
@@ -197,6 +77,7 @@ type Store struct {
 // New returns a store and starts refreshing its ring view. It does not
 // wait for the local node: until a view arrives, reads go to the origin.
 func New(o Options) (*Store, error) {
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, fmt.Errorf("ring storage: %w", err)
 	}
@@ -207,7 +88,7 @@ func New(o Options) (*Store, error) {
 	s := &Store{
 		ObjectStorage: o.Origin, o: o, log: o.Logger, local: local,
 		clients: map[string]*peer.Client{o.LocalNode: local},
-		lat:     newLatencies(256), budgets: newBudgets(o.ReadBudget, o.ProbeTimeout, o.RetryWindow, o.Now),
+		lat:     newLatencies(256), budgets: newBudgets(o.ReadBudget, o.ProbeTimeout, o.RetryWindow, o.Clock),
 		done: make(chan struct{}),
 	}
 	if o.Registerer != nil {
@@ -268,13 +149,13 @@ func (s *Store) Members() []string {
 
 func (s *Store) refreshLoop(ctx context.Context) {
 	defer close(s.done)
-	t := time.NewTicker(s.o.RefreshInterval)
+	t := s.o.Clock.NewTicker(s.o.RefreshInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 			s.refresh(ctx)
 		}
 	}
@@ -283,6 +164,8 @@ func (s *Store) refreshLoop(ctx context.Context) {
 // refresh asks the local node for its ring and swaps the view when it
 // changed. On error the last view stays.
 func (s *Store) refresh(ctx context.Context) {
+	// A bound on one RPC, on the real clock like every deadline the peer
+	// client passes on.
 	cctx, cancel := context.WithTimeout(ctx, max(s.o.RefreshInterval, time.Second))
 	defer cancel()
 	st, err := s.local.Status(cctx)

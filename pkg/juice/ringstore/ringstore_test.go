@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ringcache/ringcache/pkg/blockkey"
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 	"github.com/ringcache/ringcache/pkg/peer"
 	"github.com/ringcache/ringcache/pkg/ring"
 )
@@ -368,12 +370,97 @@ func TestLyingPeerIsNeverServed(t *testing.T) {
 	}
 }
 
+// refreshLog is a slog handler that counts the store's view refreshes by
+// outcome ("ring view updated", "ring view refresh failed"), so that a test
+// that ticks the store's clock can wait for the refresh the tick started.
+// A refresh that finds the view unchanged logs nothing.
+type refreshLog struct {
+	mu      sync.Mutex
+	n       map[string]int
+	changed chan struct{} // closed and replaced on each record
+}
+
+const (
+	refreshUpdated = "ring view updated"
+	refreshFailed  = "ring view refresh failed, keeping the last view"
+)
+
+func newRefreshLog() *refreshLog {
+	return &refreshLog{n: map[string]int{}, changed: make(chan struct{})}
+}
+
+func (h *refreshLog) Enabled(context.Context, slog.Level) bool { return true }
+func (h *refreshLog) WithAttrs([]slog.Attr) slog.Handler       { return h }
+func (h *refreshLog) WithGroup(string) slog.Handler            { return h }
+
+func (h *refreshLog) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.n[r.Message]++
+	close(h.changed)
+	h.changed = make(chan struct{})
+	return nil
+}
+
+// refreshes returns how many refreshes have logged their outcome.
+func (h *refreshLog) refreshes() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[refreshUpdated] + h.n[refreshFailed]
+}
+
+func (h *refreshLog) count(msg string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.n[msg]
+}
+
+// await waits until cond holds, checking it at each record.
+func (h *refreshLog) await(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	timeout := time.NewTimer(10 * time.Second)
+	defer timeout.Stop()
+	for {
+		h.mu.Lock()
+		ch := h.changed
+		h.mu.Unlock()
+		if cond() {
+			return
+		}
+		select {
+		case <-ch:
+		case <-timeout.C:
+			t.Fatalf("%s: not logged within 10s", what)
+		}
+	}
+}
+
 func TestLocalNodeUnreachableAtStart(t *testing.T) {
 	c := newCluster(t, 2)
 	a := c.addNode(false) // the local node, down
 	b, cc := c.nodes[0], c.nodes[1]
 	c.setMembers(a.member, b.member, cc.member)
-	s := c.newStore(a.addr, nil)
+	// The store's refreshes tick on a fake clock. It starts at the real
+	// time: the block budgets it times become real context deadlines.
+	clk := clocktest.New(time.Now())
+	logs := newRefreshLog()
+	const interval = 50 * time.Millisecond
+	s := c.newStore(a.addr, func(o *Options) { o.Clock, o.Logger, o.RefreshInterval = clk, slog.New(logs), interval })
+	// tick fires the refresh ticker once and waits for that refresh.
+	tick := func() {
+		t.Helper()
+		n := logs.refreshes()
+		clk.Advance(interval)
+		logs.await(t, "the refresh of a tick", func() bool { return logs.refreshes() > n })
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := clk.BlockUntil(ctx, 1); err != nil {
+		t.Fatalf("the refresh loop armed no ticker: %v", err)
+	}
+	if n := logs.count(refreshFailed); n != 1 {
+		t.Fatalf("%d failed refreshes logged by New, want 1", n)
+	}
 	if m := s.Members(); m != nil {
 		t.Fatalf("members without a local node = %v", m)
 	}
@@ -384,7 +471,19 @@ func TestLocalNodeUnreachableAtStart(t *testing.T) {
 	}
 
 	a.up()
-	waitFor(t, 8*time.Second, "the view from the local node", func() bool { return len(s.Members()) == 3 })
+	// The client may still be in gRPC's reconnect backoff, which runs on
+	// real time: tick until a refresh gets the view, pacing the ticks with
+	// a deadline.
+	deadline := time.Now().Add(8 * time.Second)
+	for tick(); len(s.Members()) != 3; tick() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no view from the local node within 8s: members %v", s.Members())
+		}
+		time.Sleep(10 * time.Millisecond) // paces the poll of gRPC's real-time backoff
+	}
+	if n := logs.count(refreshUpdated); n != 1 {
+		t.Fatalf("%d view updates logged, want 1", n)
+	}
 	get(t, s, testPrefix+kb, 0, -1, db)
 	if b.reads() != 1 || s.Stats().OriginReads != 1 {
 		t.Errorf("after the view: owner reads %d, stats %+v; want the owner to serve", b.reads(), s.Stats())
@@ -394,7 +493,13 @@ func TestLocalNodeUnreachableAtStart(t *testing.T) {
 	ka, da := c.block(30000, ownedBy(a.addr, cc.addr))
 	kc, dc := c.block(30000, ownedBy(cc.addr))
 	a.down()
-	time.Sleep(300 * time.Millisecond) // several failed refreshes
+	failed := logs.count(refreshFailed)
+	for range 3 {
+		tick()
+	}
+	if n := logs.count(refreshFailed) - failed; n != 3 {
+		t.Fatalf("%d of 3 refreshes after the local node went down failed, want all", n)
+	}
 	if m := s.Members(); len(m) != 3 {
 		t.Fatalf("members after the local node went down = %v; want the last view", m)
 	}
