@@ -70,7 +70,8 @@ type Options struct {
 	Placement Config
 	// Logger receives structured logs (default: discard).
 	Logger *slog.Logger
-	// Clock schedules the rejoin loop (default clock.Real()). memberlist
+	// Clock schedules the rejoin loop and times the gossip stream waits and
+	// the refusal log (default clock.Real()). memberlist
 	// keeps its own real-time timers (probes, suspicion, gossip).
 	Clock clock.Clock
 	// OnChange is optional. It is called from one goroutine, first with
