@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -88,6 +89,22 @@ func (n *Node) rebind(sm *stagingState, force bool) {
 			n.log.Error("save state", "error", err.Error())
 		}
 		n.mu.Unlock()
+	}
+}
+
+// repairLoop runs recoverAll every RepairInterval until Close; it is
+// counted in n.wg.
+func (n *Node) repairLoop(ctx context.Context) {
+	defer n.wg.Done()
+	t := time.NewTicker(n.o.RepairInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C:
+			n.recoverAll(ctx)
+		}
 	}
 }
 
@@ -207,4 +224,13 @@ func (n *Node) cleanLeftovers() {
 		}
 		unlock()
 	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
