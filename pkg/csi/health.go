@@ -35,13 +35,14 @@ func (n *Node) ready(ctx context.Context) error {
 	return nil
 }
 
-// probeCacheNode asks the local cache node for its status.
-func (n *Node) probeCacheNode(ctx context.Context) error {
-	tok, err := peer.LoadToken(n.o.TokenFile)
+// probeCacheNode asks the cache node at addr, with the token of tokenFile,
+// for its status.
+func probeCacheNode(ctx context.Context, addr, tokenFile string) error {
+	tok, err := peer.LoadToken(tokenFile)
 	if err != nil {
 		return err
 	}
-	c, err := peer.Dial(n.o.CacheNode, peer.ClientOptions{Token: tok})
+	c, err := peer.Dial(addr, peer.ClientOptions{Token: tok})
 	if err != nil {
 		return err
 	}

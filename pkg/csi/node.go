@@ -50,45 +50,24 @@ type Node struct {
 	wg       sync.WaitGroup
 }
 
-// NewNode validates o, loads the persisted state and returns the node
+// NewNode fills in o's defaults, validates it, loads the persisted state and returns the node
 // service. Start adopts and repairs the mounts the state names.
 func NewNode(o NodeOptions) (*Node, error) {
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	if o.DriverName == "" {
-		o.DriverName = DriverName
-	}
-	o.MountTimeout = orDuration(o.MountTimeout, 60*time.Second)
-	o.CheckTimeout = orDuration(o.CheckTimeout, 30*time.Second)
-	if o.Logger == nil {
-		o.Logger = discardLogger()
-	}
 	n := &Node{
-		o: o, checker: o.Checker, mounter: o.Mounter, log: o.Logger,
+		o: o, checker: o.Checker, mounter: o.Mounter, log: o.Logger, probe: o.CacheProbe,
 		statePath: filepath.Join(o.StateDir, "state.json"),
 		binary:    o.MountBinary, token: o.TokenFile,
 		volLocks: map[string]*sync.Mutex{}, timers: map[string]*time.Timer{},
 		stop: make(chan struct{}),
 	}
-	if n.checker == nil {
-		n.checker = JuiceChecker{}
-	}
-	if n.mounter == nil {
-		n.mounter = &SystemMounter{}
-	}
 	n.trusted = parseTrusted(o.TrustedEngines)
-	kubelet := o.KubeletDir
-	if kubelet == "" {
-		kubelet = DefaultKubeletDir
-	}
-	n.podsDir = filepath.Join(filepath.Clean(kubelet), "pods")
+	n.podsDir = filepath.Join(filepath.Clean(o.KubeletDir), "pods")
 	n.podsDirs = withResolved(n.podsDir)
 	n.stateDirs = withResolved(filepath.Clean(o.StateDir))
-	n.probe = o.CacheProbe
-	if n.probe == nil {
-		n.probe = n.probeCacheNode
-	}
 	if err := os.MkdirAll(filepath.Join(o.StateDir, "volumes"), 0o700); err != nil {
 		return nil, fmt.Errorf("state dir: %w", err)
 	}

@@ -482,6 +482,44 @@ func TestNodeOptionsValidate(t *testing.T) {
 	}
 }
 
+// TestNodeOptionsDefaults: EnsureDefaults fills every optional field and
+// is idempotent; Validate changes nothing and reports every problem.
+func TestNodeOptionsDefaults(t *testing.T) {
+	var o NodeOptions
+	o.EnsureDefaults()
+	if o.DriverName != DriverName || o.MountTimeout != DefaultMountTimeout || o.CheckTimeout != DefaultCheckTimeout ||
+		o.KubeletDir != DefaultKubeletDir || o.Checker == nil || o.Mounter == nil || o.CacheProbe == nil || o.Logger == nil {
+		t.Fatalf("defaults not set: %+v", o)
+	}
+	m := o.Mounter
+	o.EnsureDefaults()
+	if o.Mounter != m {
+		t.Error("a second EnsureDefaults replaced the mounter")
+	}
+	if o.UnmountDelay != 0 || o.RepairInterval != 0 {
+		t.Error("EnsureDefaults changed a field whose zero is meaningful")
+	}
+	bad := NodeOptions{NodeID: "n", StateDir: "rel", MountBinary: "/b", CacheNode: "c", TokenFile: "/t", UnmountDelay: -1}
+	err := bad.Validate()
+	for _, want := range []string{"csi: invalid node options", "version is required", "StateDir must be an absolute path", "durations must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want %q", err, want)
+		}
+	}
+	if bad.DriverName != "" || bad.MountTimeout != 0 {
+		t.Error("Validate changed the options")
+	}
+	var c ControllerOptions
+	c.EnsureDefaults()
+	if c.DriverName != DriverName || c.CheckTimeout != DefaultCheckTimeout || c.Checker == nil || c.Logger == nil || c.PVCs != nil {
+		t.Fatalf("controller defaults: %+v", c)
+	}
+	c.CheckTimeout = -1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "csi: invalid controller options") || !strings.Contains(err.Error(), "version is required") {
+		t.Errorf("controller Validate: %v", err)
+	}
+}
+
 // TestNodeSharedMountNeedsSameEngine: a publish whose secret names another
 // metadata engine than the shared mount's is refused (a look-alike engine
 // with the same volume name and UUID must not reach the volume's data); a
