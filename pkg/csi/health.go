@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/ringcache/ringcache/pkg/clock"
 	"github.com/ringcache/ringcache/pkg/peer"
 )
 
@@ -77,7 +78,7 @@ func (n *Node) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeSta
 		return nil, status.Errorf(codes.NotFound, "volume %q is not published at %q", id, p)
 	}
 	var st unix.Statfs_t
-	if err := statfsTimeout(p, &st, 5*time.Second); err != nil {
+	if err := statfsTimeout(n.clock, p, &st, statsTimeout); err != nil {
 		return nil, status.Errorf(codes.Internal, "statfs %s: %v (NodeGetVolumeHealth reports the volume's health; broken mounts are repaired)", p, err)
 	}
 	bs := int64(st.Bsize)
@@ -87,15 +88,22 @@ func (n *Node) NodeGetVolumeStats(ctx context.Context, req *csi.NodeGetVolumeSta
 	}}, nil
 }
 
-func statfsTimeout(p string, st *unix.Statfs_t, d time.Duration) error {
+// statsTimeout bounds the statfs of NodeGetVolumeStats.
+const statsTimeout = 5 * time.Second
+
+// statfsTimeout is a statfs of p that gives up after d on clk (a hung FUSE
+// mount never answers).
+func statfsTimeout(clk clock.Clock, p string, st *unix.Statfs_t, d time.Duration) error {
 	done := make(chan error, 1)
 	var out unix.Statfs_t
 	go func() { done <- unix.Statfs(p, &out) }()
+	t := clk.NewTimer(d)
+	defer t.Stop()
 	select {
 	case err := <-done:
 		*st = out
 		return err
-	case <-time.After(d):
+	case <-t.C():
 		return errors.New("no answer in time")
 	}
 }

@@ -13,10 +13,10 @@ func (n *Node) markIdleLocked(sm *stagingState) {
 		return
 	}
 	if sm.IdleSince == nil {
-		now := time.Now()
+		now := n.clock.Now()
 		sm.IdleSince = &now
 	}
-	n.scheduleIdleLocked(sm.Volume, time.Until(sm.IdleSince.Add(n.o.UnmountDelay)))
+	n.scheduleIdleLocked(sm.Volume, sm.IdleSince.Add(n.o.UnmountDelay).Sub(n.clock.Now()))
 }
 
 func (n *Node) scheduleIdleLocked(volume string, after time.Duration) {
@@ -27,7 +27,7 @@ func (n *Node) scheduleIdleLocked(volume string, after time.Duration) {
 	// The callback is counted in wg, so Close waits for an unmount that
 	// has started.
 	n.wg.Add(1)
-	n.timers[volume] = time.AfterFunc(max(after, 0), func() {
+	n.timers[volume] = n.clock.AfterFunc(max(after, 0), func() {
 		defer n.wg.Done()
 		n.unmountIfIdle(volume)
 	})
@@ -54,7 +54,7 @@ func (n *Node) unmountIfIdle(volume string) {
 		n.mu.Unlock()
 		return
 	}
-	if wait := time.Until(sm.IdleSince.Add(n.o.UnmountDelay)); wait > 0 {
+	if wait := sm.IdleSince.Add(n.o.UnmountDelay).Sub(n.clock.Now()); wait > 0 {
 		n.scheduleIdleLocked(volume, wait)
 		n.mu.Unlock()
 		return

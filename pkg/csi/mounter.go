@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/clock"
 	"golang.org/x/sys/unix"
 	mountutils "k8s.io/mount-utils"
 )
@@ -106,11 +107,14 @@ type Mounter interface {
 // umount(2), openat2(2) and /proc/self/mountinfo.
 type SystemMounter struct {
 	// StatTimeout bounds the stat that checks whether a FUSE mount
-	// answers; default 5s.
+	// answers. Default DefaultStatTimeout.
 	StatTimeout time.Duration
 	// StopTimeout is how long StopFUSE waits for a mount process to exit
-	// after its unmount before killing it; default 10s.
+	// after its unmount before killing it. Default DefaultStopTimeout.
 	StopTimeout time.Duration
+	// Clock times the stat timeout, the stop timeout and the polling of
+	// a starting or stopping mount. Default clock.Real().
+	Clock clock.Clock
 
 	mu       sync.Mutex
 	children map[int]chan struct{} // processes this mounter started, closed when reaped
@@ -118,19 +122,31 @@ type SystemMounter struct {
 
 var _ Mounter = (*SystemMounter)(nil)
 
+// Defaults of SystemMounter's fields.
+const (
+	DefaultStatTimeout = 5 * time.Second
+	DefaultStopTimeout = 10 * time.Second
+)
+
+// pollInterval is how often a starting mount is checked for serving and a
+// stopping mount process for its exit.
+const pollInterval = 50 * time.Millisecond
+
 func (m *SystemMounter) statTimeout() time.Duration {
 	if m.StatTimeout > 0 {
 		return m.StatTimeout
 	}
-	return 5 * time.Second
+	return DefaultStatTimeout
 }
 
 func (m *SystemMounter) stopTimeout() time.Duration {
 	if m.StopTimeout > 0 {
 		return m.StopTimeout
 	}
-	return 10 * time.Second
+	return DefaultStopTimeout
 }
+
+func (m *SystemMounter) clock() clock.Clock { return clock.Or(m.Clock) }
 
 // StartFUSE implements Mounter.
 func (m *SystemMounter) StartFUSE(ctx context.Context, spec MountSpec) (Proc, error) {
@@ -173,7 +189,7 @@ func (m *SystemMounter) StartFUSE(ctx context.Context, spec MountSpec) (Proc, er
 		delete(m.children, pid)
 		m.mu.Unlock()
 	}()
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := m.clock().NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
 		if m.Health(spec.Dir) == MountHealthy {
@@ -187,7 +203,7 @@ func (m *SystemMounter) StartFUSE(ctx context.Context, spec MountSpec) (Proc, er
 			m.kill(proc, spec.Dir)
 			m.detach(spec.Dir)
 			return Proc{}, fmt.Errorf("%s not mounted: %w (log %s)", spec.Dir, ctx.Err(), spec.LogFile)
-		case <-tick.C:
+		case <-tick.C():
 		}
 	}
 }
@@ -214,16 +230,17 @@ func (m *SystemMounter) StopFUSE(dir string, p Proc) error {
 	}
 	if p.PID > 0 {
 		exited := m.exitedChan(p.PID)
-		deadline := time.NewTimer(m.stopTimeout())
+		clk := m.clock()
+		deadline := clk.NewTimer(m.stopTimeout())
 		defer deadline.Stop()
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := clk.NewTicker(pollInterval)
 		defer tick.Stop()
 	wait:
 		for m.ProcessAlive(p, dir) {
 			select {
 			case <-exited:
-			case <-tick.C:
-			case <-deadline.C:
+			case <-tick.C():
+			case <-deadline.C():
 				break wait
 			}
 		}
@@ -270,6 +287,8 @@ func (m *SystemMounter) kill(p Proc, dir string) {
 		syscall.Kill(c, syscall.SIGKILL)
 	}
 	if exited := m.exitedChan(p.PID); exited != nil {
+		// A fixed safety bound on the reaper after SIGKILL, in the
+		// stop path: real time on purpose, it decides nothing.
 		select {
 		case <-exited:
 		case <-time.After(5 * time.Second):
@@ -390,6 +409,8 @@ func (m *SystemMounter) Health(dir string) MountHealth {
 		}
 		done <- nil
 	}()
+	t := m.clock().NewTimer(m.statTimeout())
+	defer t.Stop()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -398,7 +419,7 @@ func (m *SystemMounter) Health(dir string) MountHealth {
 			return MountBroken
 		}
 		return MountHealthy
-	case <-time.After(m.statTimeout()):
+	case <-t.C():
 		return MountUnresponsive
 	}
 }

@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
-	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/ringcache/ringcache/pkg/clock"
 	"google.golang.org/grpc"
 )
 
@@ -44,7 +44,8 @@ type Node struct {
 	mu       sync.Mutex // guards state, volLocks, timers, closed
 	state    *nodeState
 	volLocks map[string]*sync.Mutex // serialize the work on each JuiceFS volume
-	timers   map[string]*time.Timer // pending idle unmounts, by volume
+	clock    clock.Clock
+	timers   map[string]clock.Timer // pending idle unmounts, by volume
 	closed   bool
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -58,10 +59,10 @@ func NewNode(o NodeOptions) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		o: o, checker: o.Checker, mounter: o.Mounter, log: o.Logger, probe: o.CacheProbe,
+		o: o, checker: o.Checker, mounter: o.Mounter, log: o.Logger, probe: o.CacheProbe, clock: o.Clock,
 		statePath: filepath.Join(o.StateDir, "state.json"),
 		binary:    o.MountBinary, token: o.TokenFile,
-		volLocks: map[string]*sync.Mutex{}, timers: map[string]*time.Timer{},
+		volLocks: map[string]*sync.Mutex{}, timers: map[string]clock.Timer{},
 		stop: make(chan struct{}),
 	}
 	n.trusted = parseTrusted(o.TrustedEngines)

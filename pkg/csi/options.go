@@ -9,6 +9,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/clock"
 )
 
 // driverNameRE is the CSI spec's rule for plugin names.
@@ -160,7 +162,10 @@ type NodeOptions struct {
 	KubeletDir string
 	// Checker checks that a model exists. Default JuiceChecker{}.
 	Checker Checker
-	// Mounter does the mount work. Default a SystemMounter.
+	// Clock decides the idle unmounts, the periodic repair and the stats
+	// timeout. Default clock.Real().
+	Clock clock.Clock
+	// Mounter does the mount work. Default a SystemMounter on Clock.
 	Mounter Mounter
 	// CacheProbe tells whether the local cache node answers and has a
 	// ring. Default: a Status call to CacheNode with the token of
@@ -188,8 +193,9 @@ func (o *NodeOptions) EnsureDefaults() {
 	if o.Checker == nil {
 		o.Checker = JuiceChecker{}
 	}
+	o.Clock = clock.Or(o.Clock)
 	if o.Mounter == nil {
-		o.Mounter = &SystemMounter{}
+		o.Mounter = &SystemMounter{Clock: o.Clock}
 	}
 	if o.CacheProbe == nil {
 		addr, tokenFile := o.CacheNode, o.TokenFile

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -96,13 +95,13 @@ func (n *Node) rebind(sm *stagingState, force bool) {
 // counted in n.wg.
 func (n *Node) repairLoop(ctx context.Context) {
 	defer n.wg.Done()
-	t := time.NewTicker(n.o.RepairInterval)
+	t := n.clock.NewTicker(n.o.RepairInterval)
 	defer t.Stop()
 	for {
 		select {
 		case <-n.stop:
 			return
-		case <-t.C:
+		case <-t.C():
 			n.recoverAll(ctx)
 		}
 	}
