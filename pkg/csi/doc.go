@@ -23,5 +23,6 @@
 // targets may be), state.go (the persisted state) and files.go (secret
 // files and launcher-mode copies). Shared by both services: options.go,
 // validate.go and bounds.go (request checks), lock.go (in-flight
-// operations), server.go (the gRPC server), mounter.go (the mount work).
+// operations), server.go (the gRPC server), mounter.go and proc.go (the
+// mount work, the mount processes).
 package csi
