@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
 	"google.golang.org/grpc"
@@ -31,22 +30,14 @@ type Controller struct {
 	busyNames, busyIDs inflight
 }
 
-// NewController validates o and returns the controller service.
+// NewController fills in o's defaults, validates it and returns the
+// controller service.
 func NewController(o ControllerOptions) (*Controller, error) {
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
-	if o.DriverName == "" {
-		o.DriverName = DriverName
-	}
-	o.CheckTimeout = orDuration(o.CheckTimeout, 30*time.Second)
-	if o.Logger == nil {
-		o.Logger = discardLogger()
-	}
 	c := &Controller{o: o, checker: o.Checker, log: o.Logger}
-	if c.checker == nil {
-		c.checker = JuiceChecker{}
-	}
 	c.identity = newIdentity(o.DriverName, o.Version, nil, o.Logger)
 	return c, nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/ringcache/ringcache/pkg/clock"
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	mountutils "k8s.io/mount-utils"
@@ -27,8 +29,10 @@ type fakeMounter struct {
 	nextPID int
 	starts  int
 	stops   int
-	// gate, when set, makes StartFUSE wait for a receive.
-	gate chan struct{}
+	// gate, when set, makes StartFUSE wait for a receive (entered, when
+	// set, is signalled first).
+	gate    chan struct{}
+	entered chan struct{}
 	// bindErr, when set, is what Bind returns.
 	bindErr error
 }
@@ -50,6 +54,9 @@ func newFakeMounter() *fakeMounter {
 }
 
 func (f *fakeMounter) StartFUSE(ctx context.Context, spec MountSpec) (Proc, error) {
+	if f.entered != nil {
+		f.entered <- struct{}{}
+	}
 	if f.gate != nil {
 		select {
 		case <-f.gate:
@@ -241,7 +248,9 @@ func wantCode(t *testing.T, err error, want codes.Code) {
 	}
 }
 
-// eventually polls cond until it holds or d passes.
+// eventually polls cond until it holds or d passes: a poll with a
+// deadline, for work another goroutine finishes (the sleep only paces the
+// poll; nothing is asserted without cond).
 func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -250,6 +259,34 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// t0 is the start of a fake clock.
+var t0 = time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// withClock is a newTestNodeWith option that puts the node on clk.
+func withClock(clk clock.Clock) func(*NodeOptions) {
+	return func(o *NodeOptions) { o.Clock = clk }
+}
+
+// waitTimers waits until n timers or tickers are armed on clk.
+func waitTimers(t *testing.T, clk *clocktest.Fake, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := clk.BlockUntil(ctx, n); err != nil {
+		t.Fatalf("waiting for %d armed timers (%d armed): %v", n, clk.Waiters(), err)
+	}
+}
+
+// receive waits for a signal on c, at most 5s.
+func receive(t *testing.T, c <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }
 

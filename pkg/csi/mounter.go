@@ -7,12 +7,12 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/clock"
 	"golang.org/x/sys/unix"
 	mountutils "k8s.io/mount-utils"
 )
@@ -106,11 +106,14 @@ type Mounter interface {
 // umount(2), openat2(2) and /proc/self/mountinfo.
 type SystemMounter struct {
 	// StatTimeout bounds the stat that checks whether a FUSE mount
-	// answers; default 5s.
+	// answers. Default DefaultStatTimeout.
 	StatTimeout time.Duration
 	// StopTimeout is how long StopFUSE waits for a mount process to exit
-	// after its unmount before killing it; default 10s.
+	// after its unmount before killing it. Default DefaultStopTimeout.
 	StopTimeout time.Duration
+	// Clock times the stat timeout, the stop timeout and the polling of
+	// a starting or stopping mount. Default clock.Real().
+	Clock clock.Clock
 
 	mu       sync.Mutex
 	children map[int]chan struct{} // processes this mounter started, closed when reaped
@@ -118,19 +121,31 @@ type SystemMounter struct {
 
 var _ Mounter = (*SystemMounter)(nil)
 
+// Defaults of SystemMounter's fields.
+const (
+	DefaultStatTimeout = 5 * time.Second
+	DefaultStopTimeout = 10 * time.Second
+)
+
+// pollInterval is how often a starting mount is checked for serving and a
+// stopping mount process for its exit.
+const pollInterval = 50 * time.Millisecond
+
 func (m *SystemMounter) statTimeout() time.Duration {
 	if m.StatTimeout > 0 {
 		return m.StatTimeout
 	}
-	return 5 * time.Second
+	return DefaultStatTimeout
 }
 
 func (m *SystemMounter) stopTimeout() time.Duration {
 	if m.StopTimeout > 0 {
 		return m.StopTimeout
 	}
-	return 10 * time.Second
+	return DefaultStopTimeout
 }
+
+func (m *SystemMounter) clock() clock.Clock { return clock.Or(m.Clock) }
 
 // StartFUSE implements Mounter.
 func (m *SystemMounter) StartFUSE(ctx context.Context, spec MountSpec) (Proc, error) {
@@ -173,7 +188,7 @@ func (m *SystemMounter) StartFUSE(ctx context.Context, spec MountSpec) (Proc, er
 		delete(m.children, pid)
 		m.mu.Unlock()
 	}()
-	tick := time.NewTicker(50 * time.Millisecond)
+	tick := m.clock().NewTicker(pollInterval)
 	defer tick.Stop()
 	for {
 		if m.Health(spec.Dir) == MountHealthy {
@@ -187,7 +202,7 @@ func (m *SystemMounter) StartFUSE(ctx context.Context, spec MountSpec) (Proc, er
 			m.kill(proc, spec.Dir)
 			m.detach(spec.Dir)
 			return Proc{}, fmt.Errorf("%s not mounted: %w (log %s)", spec.Dir, ctx.Err(), spec.LogFile)
-		case <-tick.C:
+		case <-tick.C():
 		}
 	}
 }
@@ -214,16 +229,17 @@ func (m *SystemMounter) StopFUSE(dir string, p Proc) error {
 	}
 	if p.PID > 0 {
 		exited := m.exitedChan(p.PID)
-		deadline := time.NewTimer(m.stopTimeout())
+		clk := m.clock()
+		deadline := clk.NewTimer(m.stopTimeout())
 		defer deadline.Stop()
-		tick := time.NewTicker(50 * time.Millisecond)
+		tick := clk.NewTicker(pollInterval)
 		defer tick.Stop()
 	wait:
 		for m.ProcessAlive(p, dir) {
 			select {
 			case <-exited:
-			case <-tick.C:
-			case <-deadline.C:
+			case <-tick.C():
+			case <-deadline.C():
 				break wait
 			}
 		}
@@ -270,79 +286,13 @@ func (m *SystemMounter) kill(p Proc, dir string) {
 		syscall.Kill(c, syscall.SIGKILL)
 	}
 	if exited := m.exitedChan(p.PID); exited != nil {
+		// A fixed safety bound on the reaper after SIGKILL, in the
+		// stop path: real time on purpose, it decides nothing.
 		select {
 		case <-exited:
 		case <-time.After(5 * time.Second):
 		}
 	}
-}
-
-// sessionServers lists the live processes of session sid (other than sid
-// itself) whose command line names dir or a file next to it.
-func sessionServers(sid int, dir string) []int {
-	ents, _ := os.ReadDir("/proc")
-	var out []int
-	for _, e := range ents {
-		c, err := strconv.Atoi(e.Name())
-		if err != nil || c == sid {
-			continue
-		}
-		if st, ok := procStat(c); ok && st.session == sid && st.state != 'Z' && st.state != 'X' && namesDir(c, dir) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// namesDir reports whether pid's command line names dir or a file in
-// dir's parent. JuiceFS (gspt) rewrites its process title to its
-// arguments joined by spaces and may cut the end, where dir is; the
-// metadata URL file next to dir comes earlier.
-func namesDir(pid int, dir string) bool {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	if err != nil {
-		return false
-	}
-	cmdline := string(b)
-	return strings.Contains(cmdline, dir) || strings.Contains(cmdline, filepath.Dir(dir)+string(filepath.Separator))
-}
-
-// procInfo is what /proc/PID/stat tells of a process.
-type procInfo struct {
-	state   byte
-	ppid    int
-	session int
-	start   uint64 // field 22, clock ticks since boot
-}
-
-// procStat reads /proc/PID/stat.
-func procStat(pid int) (procInfo, bool) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return procInfo{}, false
-	}
-	return parseProcStat(string(b))
-}
-
-// parseProcStat parses a /proc/PID/stat line: "pid (comm) state ppid pgrp
-// session ... starttime ..."; comm may hold spaces and parentheses.
-func parseProcStat(s string) (procInfo, bool) {
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return procInfo{}, false
-	}
-	f := strings.Fields(s[i+1:])
-	// f[0] is field 3 (state); starttime is field 22, f[19].
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procInfo{}, false
-	}
-	ppid, err1 := strconv.Atoi(f[1])
-	sid, err2 := strconv.Atoi(f[3])
-	start, err3 := strconv.ParseUint(f[19], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil {
-		return procInfo{}, false
-	}
-	return procInfo{state: f[0][0], ppid: ppid, session: sid, start: start}, true
 }
 
 // ProcessAlive implements Mounter.
@@ -390,6 +340,8 @@ func (m *SystemMounter) Health(dir string) MountHealth {
 		}
 		done <- nil
 	}()
+	t := m.clock().NewTimer(m.statTimeout())
+	defer t.Stop()
 	select {
 	case err := <-done:
 		if err != nil {
@@ -398,7 +350,7 @@ func (m *SystemMounter) Health(dir string) MountHealth {
 			return MountBroken
 		}
 		return MountHealthy
-	case <-time.After(m.statTimeout()):
+	case <-t.C():
 		return MountUnresponsive
 	}
 }

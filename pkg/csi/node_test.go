@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/container-storage-interface/spec/lib/go/csi"
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -18,7 +19,9 @@ import (
 // and the delay.
 func TestNodeSharesOneMountPerVolume(t *testing.T) {
 	fm, fc := newFakeMounter(), &fakeChecker{}
-	tn := newTestNode(t, fm, fc, "", 150*time.Millisecond)
+	clk := clocktest.New(t0)
+	const delay = 150 * time.Millisecond
+	tn := newTestNodeWith(t, fm, fc, "", delay, withClock(clk))
 	tn.publish(t, "vol-a", "models", "/models/llama", "pod1")
 	tn.publish(t, "vol-a2", "models", "/models/llama", "pod2")
 	tn.publish(t, "vol-b", "models", "/models/mistral", "pod3")
@@ -35,19 +38,22 @@ func TestNodeSharesOneMountPerVolume(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(tn.targets, "pod1")); !os.IsNotExist(err) {
 		t.Errorf("unpublish left the target directory: %v", err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// With a target left no idle unmount is armed, however long it waits.
+	if w := clk.Waiters(); w != 0 {
+		t.Fatalf("%d timers armed with a target left", w)
+	}
+	clk.Advance(2 * delay)
 	if fuse, binds, _, stops := fm.counts(); fuse != 1 || binds != 1 || stops != 0 {
 		t.Fatalf("with one target left: fuse %d binds %d stops %d; want 1, 1, 0", fuse, binds, stops)
 	}
-	start := time.Now()
 	tn.unpublish(t, "vol-a2", "pod2")
-	if fuse, _, _, _ := fm.counts(); fuse != 1 {
-		t.Fatal("the shared mount went at once, not after the delay")
+	waitTimers(t, clk, 1)
+	clk.Advance(delay - time.Nanosecond)
+	if fuse, _, _, stops := fm.counts(); fuse != 1 || stops != 0 || clk.Waiters() != 1 {
+		t.Fatal("the idle unmount fired before the delay")
 	}
+	clk.Advance(time.Nanosecond)
 	eventually(t, 5*time.Second, "the idle unmount", func() bool { _, _, _, stops := fm.counts(); return stops == 1 })
-	if took := time.Since(start); took < 140*time.Millisecond {
-		t.Errorf("shared mount removed after %v, before the 150ms delay", took)
-	}
 	eventually(t, 2*time.Second, "the state to forget the mount", func() bool {
 		tn.mu.Lock()
 		defer tn.mu.Unlock()
@@ -62,12 +68,17 @@ func TestNodeSharesOneMountPerVolume(t *testing.T) {
 // publish within the delay) does not remount.
 func TestNodeRepublishWithinDelayKeepsMount(t *testing.T) {
 	fm, fc := newFakeMounter(), &fakeChecker{}
-	tn := newTestNode(t, fm, fc, "", 200*time.Millisecond)
+	clk := clocktest.New(t0)
+	tn := newTestNodeWith(t, fm, fc, "", 200*time.Millisecond, withClock(clk))
 	tn.publish(t, "vol-a", "models", "/models/llama", "pod1")
 	tn.unpublish(t, "vol-a", "pod1")
-	time.Sleep(50 * time.Millisecond)
+	waitTimers(t, clk, 1)
+	clk.Advance(50 * time.Millisecond)
 	tn.publish(t, "vol-a", "models", "/models/llama", "pod1-restarted")
-	time.Sleep(400 * time.Millisecond)
+	if w := clk.Waiters(); w != 0 {
+		t.Fatalf("%d timers still armed after the publish", w)
+	}
+	clk.Advance(400 * time.Millisecond)
 	if fuse, binds, starts, stops := fm.counts(); fuse != 1 || binds != 1 || starts != 1 || stops != 0 {
 		t.Fatalf("fuse %d binds %d starts %d stops %d; want 1, 1, 1, 0", fuse, binds, starts, stops)
 	}
@@ -160,15 +171,14 @@ func TestNodeAbortsConcurrentOperationOnSameVolume(t *testing.T) {
 // too.
 func TestNodeAbortsWhileMounting(t *testing.T) {
 	fm, fc := newFakeMounter(), &fakeChecker{}
-	fm.gate = make(chan struct{})
+	fm.gate, fm.entered = make(chan struct{}), make(chan struct{}, 1)
 	tn := newTestNode(t, fm, fc, "", time.Minute)
 	done := make(chan error, 1)
 	go func() {
 		_, err := tn.NodePublishVolume(context.Background(), tn.publishReq("vol-a", "models", "/models/llama", "pod1"))
 		done <- err
 	}()
-	eventually(t, 2*time.Second, "the publish to reach the mount", func() bool { return fc.callCount() == 1 })
-	time.Sleep(20 * time.Millisecond)
+	receive(t, fm.entered, "the publish to reach the mount")
 	_, err := tn.NodePublishVolume(context.Background(), tn.publishReq("vol-a", "models", "/models/llama", "pod1"))
 	wantCode(t, err, codes.Aborted)
 	close(fm.gate)
@@ -202,7 +212,8 @@ func TestNodeRestartRepairsBrokenMount(t *testing.T) {
 	fm.fuse[filepath.Join(dir, "state", "volumes", "other-vol", "mnt")].broken = false
 	fm.mu.Unlock()
 
-	tn2 := newTestNode(t, fm, fc, dir, 100*time.Millisecond)
+	clk := clocktest.New(t0)
+	tn2 := newTestNodeWith(t, fm, fc, dir, 100*time.Millisecond, withClock(clk))
 	for _, p := range []string{"pod1", "pod2"} {
 		if h := fm.Health(filepath.Join(tn.targets, p)); h != MountHealthy {
 			t.Errorf("%s after restart: %v", p, h)
@@ -218,6 +229,12 @@ func TestNodeRestartRepairsBrokenMount(t *testing.T) {
 	if pod3 {
 		t.Error("the gone target is still in the state")
 	}
+	waitTimers(t, clk, 1) // other-vol's idle unmount
+	if tn2.mu.Lock(); tn2.state.Mounts["other-vol"] == nil {
+		t.Error("the idle other-vol mount went before its delay")
+	}
+	tn2.mu.Unlock()
+	clk.Advance(100 * time.Millisecond)
 	eventually(t, 3*time.Second, "the idle other-vol mount to go", func() bool {
 		tn2.mu.Lock()
 		defer tn2.mu.Unlock()
@@ -479,6 +496,44 @@ func TestNodeOptionsValidate(t *testing.T) {
 		if err := o.Validate(); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// TestNodeOptionsDefaults: EnsureDefaults fills every optional field and
+// is idempotent; Validate changes nothing and reports every problem.
+func TestNodeOptionsDefaults(t *testing.T) {
+	var o NodeOptions
+	o.EnsureDefaults()
+	if o.DriverName != DriverName || o.MountTimeout != DefaultMountTimeout || o.CheckTimeout != DefaultCheckTimeout ||
+		o.KubeletDir != DefaultKubeletDir || o.Checker == nil || o.Mounter == nil || o.CacheProbe == nil || o.Logger == nil {
+		t.Fatalf("defaults not set: %+v", o)
+	}
+	m := o.Mounter
+	o.EnsureDefaults()
+	if o.Mounter != m {
+		t.Error("a second EnsureDefaults replaced the mounter")
+	}
+	if o.UnmountDelay != 0 || o.RepairInterval != 0 {
+		t.Error("EnsureDefaults changed a field whose zero is meaningful")
+	}
+	bad := NodeOptions{NodeID: "n", StateDir: "rel", MountBinary: "/b", CacheNode: "c", TokenFile: "/t", UnmountDelay: -1}
+	err := bad.Validate()
+	for _, want := range []string{"csi: invalid node options", "version is required", "StateDir must be an absolute path", "durations must not be negative"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate: %v, want %q", err, want)
+		}
+	}
+	if bad.DriverName != "" || bad.MountTimeout != 0 {
+		t.Error("Validate changed the options")
+	}
+	var c ControllerOptions
+	c.EnsureDefaults()
+	if c.DriverName != DriverName || c.CheckTimeout != DefaultCheckTimeout || c.Checker == nil || c.Logger == nil || c.PVCs != nil {
+		t.Fatalf("controller defaults: %+v", c)
+	}
+	c.CheckTimeout = -1
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "csi: invalid controller options") || !strings.Contains(err.Error(), "version is required") {
+		t.Errorf("controller Validate: %v", err)
 	}
 }
 

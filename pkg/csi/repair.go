@@ -91,6 +91,22 @@ func (n *Node) rebind(sm *stagingState, force bool) {
 	}
 }
 
+// repairLoop runs recoverAll every RepairInterval until Close; it is
+// counted in n.wg.
+func (n *Node) repairLoop(ctx context.Context) {
+	defer n.wg.Done()
+	t := n.clock.NewTicker(n.o.RepairInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case <-t.C():
+			n.recoverAll(ctx)
+		}
+	}
+}
+
 // recoverAll checks every shared mount of the state (see recoverStaging).
 func (n *Node) recoverAll(ctx context.Context) {
 	n.mu.Lock()
@@ -207,4 +223,13 @@ func (n *Node) cleanLeftovers() {
 		}
 		unlock()
 	}
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

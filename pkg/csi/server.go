@@ -106,7 +106,7 @@ func Serve(ctx context.Context, s *grpc.Server, l net.Listener) error {
 	go func() { s.GracefulStop(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(10 * time.Second):
+	case <-time.After(10 * time.Second): // a fixed safety bound of the shutdown path: real time
 		s.Stop()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, grpc.ErrServerStopped) {

@@ -54,3 +54,12 @@ func (n *Node) checkTarget(p, field string) (string, error) {
 	}
 	return target, nil
 }
+
+// withResolved is p, and p with its symlinks resolved when that differs.
+func withResolved(p string) []string {
+	out := []string{p}
+	if r, err := filepath.EvalSymlinks(p); err == nil && r != p {
+		out = append(out, r)
+	}
+	return out
+}
