@@ -142,23 +142,6 @@ func checkFileSHA(p string, want []byte) error {
 	return nil
 }
 
-// pollUntil retries f until it succeeds or the timeout passes and returns
-// how long it took.
-func pollUntil(t *testing.T, what string, timeout time.Duration, f func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		err := f()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // outageHold is how long the metadata engine stays away in each phase
 // (less when every operation ended before).
 const outageHold = 12 * time.Second
