@@ -121,22 +121,15 @@ func TestMountColdReadOriginFrozen(t *testing.T) {
 
 	cont()
 	e.proxy.Reset()
-	deadline := time.Now().Add(60 * time.Second)
 	tries := 0
-	for {
+	pollUntil(t, "cold read after SIGCONT", 60*time.Second, func() error {
 		tries++
 		got, err := readFileSHA(filepath.Join(m2.dir, "cold.safetensors"))
-		if err == nil {
-			if got != sha(coldData) {
-				t.Fatalf("cold read after SIGCONT: sha %s, want %s", got, sha(coldData))
-			}
-			break
+		if err == nil && got != sha(coldData) {
+			t.Fatalf("cold read after SIGCONT: sha %s, want %s", got, sha(coldData))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cold read still failing 60s after SIGCONT: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err
+	})
 	if tries != 1 {
 		t.Errorf("the cold read needed %d tries after SIGCONT, want the first to succeed", tries)
 	}
