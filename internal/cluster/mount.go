@@ -79,19 +79,20 @@ func (e *Env) Mount(name string, o MountOptions) (*Mount, error) {
 			m.Unmount()
 			return nil, fmt.Errorf("%s not mounted after 60s", m.Dir)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polls the mount table with a deadline
 	}
 	return m, nil
 }
 
-// Unmount unmounts lazily and waits for the mount process to exit.
+// Unmount unmounts lazily and waits for the mount process to exit; one
+// that has not exited 10 s later is killed.
 func (m *Mount) Unmount() {
 	if IsFUSEMount(m.Dir) {
 		exec.Command("fusermount3", "-u", "-z", m.Dir).Run()
 	}
 	select {
 	case <-m.exited:
-	case <-time.After(10 * time.Second):
+	case <-time.After(10 * time.Second): // a fixed safety bound in a shutdown path: real time
 		m.cmd.Process.Signal(syscall.SIGKILL)
 		<-m.exited
 	}

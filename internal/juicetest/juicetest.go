@@ -79,6 +79,7 @@ func Format(ctx context.Context, o FormatOptions) (*meta.Format, error) {
 	// A freshly started MinIO may refuse requests for a moment; creating an
 	// existing bucket fails, so a put proves access.
 	var err2 error
+	// polls MinIO with a deadline; the last error is returned
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if err2 = blob.Create(); err2 == nil {
 			break
