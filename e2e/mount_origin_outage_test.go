@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,20 +13,6 @@ import (
 
 	"github.com/ringcache/ringcache/internal/juicetest"
 )
-
-// readFileSHA reads path to the end and returns its sha256.
-func readFileSHA(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // TestMountColdReadOriginFrozen freezes the origin (SIGSTOP of the MinIO
 // process: connections are accepted and never answered, the worst case).
