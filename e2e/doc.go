@@ -4,5 +4,6 @@
 // processes and a real API server. The harness lives in the *_harness_test
 // files and poll_test.go: a test waits for another process only through
 // pollUntil (or a poll loop that says it polls with a deadline), or for an
-// event it logs or counts, never by sleeping.
+// event it logs or counts, never by sleeping (TestHostilePeer's one fixed
+// hold is the length of an attack, after the event that shows it landed).
 package e2e
