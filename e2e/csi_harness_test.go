@@ -3,6 +3,8 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -99,7 +101,7 @@ func (p *csiProc) start() {
 		if time.Now().After(deadline) {
 			p.t.Fatalf("%s not ready after 90s (last: %v, %v)", p.name, r, err)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // polls the plugin's Probe with a deadline
 	}
 }
 
@@ -111,6 +113,35 @@ func (p *csiProc) kill() {
 	}
 	p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.exited
+}
+
+// logTime returns the time of the first line of the plugin's log that
+// holds every one of parts (the slog text format's time= field).
+func (p *csiProc) logTime(t *testing.T, parts ...string) (time.Time, bool) {
+	t.Helper()
+	b, err := os.ReadFile(p.logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+lines:
+	for _, l := range strings.Split(string(b), "\n") {
+		for _, part := range parts {
+			if !strings.Contains(l, part) {
+				continue lines
+			}
+		}
+		f, _, _ := strings.Cut(l, " ")
+		v, ok := strings.CutPrefix(f, "time=")
+		if !ok {
+			t.Fatalf("%s log line without a time: %q", p.name, l)
+		}
+		at, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			t.Fatalf("%s log line with a bad time: %q: %v", p.name, l, err)
+		}
+		return at, true
+	}
+	return time.Time{}, false
 }
 
 func (p *csiProc) node() csi.NodeClient             { return csi.NewNodeClient(p.conn) }
@@ -161,6 +192,33 @@ func fuseSuperblocks(t *testing.T, dir string) (devices map[string]int, lines []
 		}
 	}
 	return devices, lines
+}
+
+// waitFUSEAtMost waits until at most n FUSE file systems are mounted under
+// dir (an idle shared mount removed, a refused publish cleaned up).
+func waitFUSEAtMost(t *testing.T, dir string, n int, timeout time.Duration) {
+	t.Helper()
+	pollUntil(t, fmt.Sprintf("at most %d FUSE file systems under %s", n, dir), timeout, func() error {
+		if devs, lines := fuseSuperblocks(t, dir); len(devs) > n {
+			return fmt.Errorf("%d mounted: %+v", len(devs), lines)
+		}
+		return nil
+	})
+}
+
+// waitTargetBroken waits until reading target fails as a FUSE mount whose
+// server died does (ENOTCONN or ECONNABORTED), after a test killed the
+// mount processes.
+func waitTargetBroken(t *testing.T, target string, timeout time.Duration) {
+	t.Helper()
+	pollUntil(t, "the target breaks once its mount processes are killed", timeout, func() error {
+		_, err := os.ReadDir(target)
+		if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
+			t.Logf("target after the kill: %v", err)
+			return nil
+		}
+		return fmt.Errorf("reading %s still gives %v", target, err)
+	})
 }
 
 // cleanupMounts detaches every mount under dir and kills every process

@@ -137,7 +137,8 @@ func TestCSINodeSharedMount(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(trusted, ce.format.Name), []byte(ce.metaURL), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := ce.startPlugin(t, "--unmount-delay", "2s", "--volumes-dir", trusted)
+	const unmountDelay = 2 * time.Second
+	p := ce.startPlugin(t, "--unmount-delay", unmountDelay.String(), "--volumes-dir", trusted)
 	want := ce.wantTree(llamaPath)
 	t1, t2, t3 := ce.target("pod-1"), ce.target("pod-2"), ce.target("pod-3")
 
@@ -250,26 +251,36 @@ func TestCSINodeSharedMount(t *testing.T) {
 		t.Errorf("the unpublished target is still there: %v", err)
 	}
 	checkTree(t, readTree(t, t2), want)
+	// The delay runs from the last target's unpublish: the mount goes no
+	// earlier than unmountDelay after it. An unpublish that started the
+	// delay while a target still used the mount (here, pv-mistral's) would
+	// remove it earlier than that, so the removal's time in the plugin's
+	// log, against the start of the last unpublish, shows both.
 	unpublish(t, p, "pv-mistral", t3)
-	time.Sleep(3 * time.Second) // past the delay: one target still uses the mount
 	if devs, _ := fuseSuperblocks(t, ce.dir); len(devs) != 1 {
 		t.Fatalf("the shared mount went while a target used it (%d mounts)", len(devs))
 	}
 	checkTree(t, readTree(t, t2), want)
+	lastUnpublish := time.Now()
 	unpublish(t, p, "pv-llama-b", t2)
 	if devs, _ := fuseSuperblocks(t, ce.dir); len(devs) != 1 {
 		t.Error("the shared mount went at once, not after the delay")
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		devs, lines := fuseSuperblocks(t, ce.dir)
-		if len(devs) == 0 {
-			break
+	waitFUSEAtMost(t, ce.dir, 0, 20*time.Second)
+	// The plugin logs the removal once it has unmounted and cleaned up.
+	var removed time.Time
+	pollUntil(t, "the plugin logs the idle mount's removal", 10*time.Second, func() error {
+		var ok bool
+		if removed, ok = p.logTime(t, `msg="idle shared mount removed"`, "volume="+ce.format.Name); !ok {
+			return errors.New("no such line in its log")
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("shared mount still there 20s after the last unpublish: %+v", lines)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return nil
+	})
+	// The log's times are truncated to the millisecond.
+	if after := removed.Sub(lastUnpublish); after < unmountDelay-time.Millisecond {
+		t.Errorf("the shared mount went %v after the last target's unpublish began, want no earlier than the %v delay: the delay started while a target used it", after, unmountDelay)
+	} else {
+		t.Logf("the shared mount went %v after the last target's unpublish began (delay %v)", after.Round(time.Millisecond), unmountDelay)
 	}
 	if pids := procsNaming(filepath.Join(ce.state, "volumes")); len(pids) > 0 {
 		t.Errorf("processes still run for the removed mount: %v", pids)
@@ -314,18 +325,7 @@ func TestCSINodeRestart(t *testing.T) {
 	p.kill()
 	killed := killProcsNaming(filepath.Join(ce.state, "volumes", "models"))
 	t.Logf("killed the mount processes %v", killed)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		_, err := os.ReadDir(t1)
-		if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
-			t.Logf("target after the kill: %v", err)
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the target still works after its mount processes were killed (%v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitTargetBroken(t, t1, 10*time.Second)
 	start := time.Now()
 	p.start()
 	t.Logf("restarted plugin ready after %v (repair included)", time.Since(start).Round(time.Millisecond))
@@ -361,7 +361,7 @@ func TestCSIPublishToFirstByte(t *testing.T) {
 	publish(t, p, ce.publishReq("pv-warm", llamaPath, warm))
 	checkTree(t, readTree(t, warm), ce.wantTree(llamaPath))
 	unpublish(t, p, "pv-warm", warm)
-	waitNoFUSE(t, ce.dir)
+	waitFUSEAtMost(t, ce.dir, 0, 20*time.Second)
 
 	measure := func(i int, id string) (publishDur, firstByte time.Duration) {
 		target := ce.target(fmt.Sprintf("pod-%s-%d", id, i))
@@ -387,7 +387,7 @@ func TestCSIPublishToFirstByte(t *testing.T) {
 		pd, fb := measure(i, "cold")
 		coldPub, coldFirst = append(coldPub, pd), append(coldFirst, fb)
 		unpublish(t, p, fmt.Sprintf("pv-cold-%d", i), ce.target(fmt.Sprintf("pod-cold-%d", i)))
-		waitNoFUSE(t, ce.dir)
+		waitFUSEAtMost(t, ce.dir, 0, 20*time.Second)
 	}
 	// Another pod keeps the shared mount up.
 	publish(t, p, ce.publishReq("pv-keep", mistralPath, ce.target("keeper")))
@@ -402,20 +402,6 @@ func TestCSIPublishToFirstByte(t *testing.T) {
 	t.Logf("NodePublishVolume -> first byte, model warm in the ring, %d runs each (min / median / max):", runs)
 	t.Logf("  no shared mount on the node (plugin starts one): publish %s, first byte %s", stats(coldPub), stats(coldFirst))
 	t.Logf("  shared mount already up (bind only):             publish %s, first byte %s", stats(warmPub), stats(warmFirst))
-}
-
-func waitNoFUSE(t *testing.T, dir string) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if devs, _ := fuseSuperblocks(t, dir); len(devs) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the idle shared mount was not removed")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 func stats(d []time.Duration) string {

@@ -168,15 +168,5 @@ func TestCSISanity(t *testing.T) {
 	}
 
 	// Every target is gone and, after the unmount delay, the shared mount.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		devs, lines := fuseSuperblocks(t, ce.dir)
-		if len(devs) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("mounts left after the suite: %+v", lines)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	waitFUSEAtMost(t, ce.dir, 0, 30*time.Second)
 }

@@ -86,6 +86,8 @@ func startMmapReader(t *testing.T, path, want string) *mmapReader {
 			if _, err := io.Copy(h, f); err != nil {
 				r.readErrs.Add(1)
 				r.lastErr.Store(err.Error())
+				// Not a wait: after a failed read, back off before the
+				// next pass instead of spinning on the error.
 				time.Sleep(10 * time.Millisecond)
 				continue
 			}
@@ -116,13 +118,12 @@ func (r *mmapReader) close() {
 func (r *mmapReader) waitPasses(t *testing.T, n int64) {
 	t.Helper()
 	target := r.passes.Load() + n
-	deadline := time.Now().Add(60 * time.Second)
-	for r.passes.Load() < target {
-		if time.Now().After(deadline) {
-			t.Fatalf("the reader made %d passes in 60s, want %d", r.passes.Load()-target+n, n)
+	pollUntil(t, fmt.Sprintf("the reader makes %d more passes through the mount", n), 60*time.Second, func() error {
+		if got := r.passes.Load(); got < target {
+			return fmt.Errorf("%d passes made, want %d", got-target+n, n)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestCSINodeUpgradeWhileMmapped: a process maps a safetensors shard of a

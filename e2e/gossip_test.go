@@ -117,7 +117,7 @@ func TestGossipRefusesTokenHolders(t *testing.T) {
 			}
 			t.Fatalf("the real nodes did not count %d refused gossip messages each within 60s", wantRefusals)
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // polls the nodes' Status and /metrics with a deadline
 	}
 	for _, r := range rogues {
 		if got := r.View().Placement.Len(); got != 1 {

@@ -11,7 +11,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -213,7 +212,7 @@ func (he *hostileEnv) tryCrafted(t *testing.T, p *csiProc, round string, skip ..
 			}
 			t.Errorf("%s: crafted URL %q accepted%s", round, name, leak)
 			unpublish(t, p, "pv-evil-"+name, target)
-			waitNoFUSEBeyond(t, he.dir, len(devs0))
+			waitFUSEAtMost(t, he.dir, len(devs0), 30*time.Second)
 			continue
 		}
 		t.Logf("%s: crafted URL %q refused: %v", round, name, status.Code(err))
@@ -236,22 +235,6 @@ func (he *hostileEnv) tryCrafted(t *testing.T, p *csiProc, round string, skip ..
 		t.Errorf("%s: the look-alike engine received %d connections", round, n-he.bBase)
 	}
 	return accepted
-}
-
-// waitNoFUSEBeyond waits until at most n FUSE file systems are mounted
-// under dir.
-func waitNoFUSEBeyond(t *testing.T, dir string, n int) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if devs, _ := fuseSuperblocks(t, dir); len(devs) <= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("more than %d FUSE file systems still mounted under %s", n, dir)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // TestHostileCSIMetaURL: crafted metadata URLs naming a look-alike engine
@@ -284,17 +267,7 @@ func TestHostileCSIMetaURL(t *testing.T) {
 	// restarts) mounts engine A again.
 	p.kill()
 	killProcsNaming(filepath.Join(he.state, "volumes", he.format.Name))
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		_, err := os.ReadDir(pod1)
-		if errors.Is(err, syscall.ENOTCONN) || errors.Is(err, syscall.ECONNABORTED) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the target still works after its mount processes were killed (%v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitTargetBroken(t, pod1, 20*time.Second)
 	p.start()
 	got := readTree(t, pod1)
 	if fmt.Sprint(got) == fmt.Sprint(he.wantTree(teamBPath)) {
@@ -311,7 +284,7 @@ func TestHostileCSIMetaURL(t *testing.T) {
 	checkTree(t, readTree(t, pod2), he.wantTree(mistralPath))
 	unpublish(t, p, "pv-2", pod2)
 	unpublish(t, p, "pv-1", pod1)
-	waitNoFUSEBeyond(t, he.dir, 0)
+	waitFUSEAtMost(t, he.dir, 0, 30*time.Second)
 	p.kill()
 
 	// 5. A node without configured volumes refuses request URLs unless

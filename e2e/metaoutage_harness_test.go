@@ -108,7 +108,7 @@ func (r *durableRedis) waitFor(want string, timeout time.Duration, args ...strin
 		if time.Now().After(deadline) {
 			r.t.Fatalf("redis %s: %v never answered %q after %v (last %q, %v)", r.Addr, args, want, timeout, out, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polls redis-server with a deadline
 	}
 }
 

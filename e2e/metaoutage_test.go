@@ -130,35 +130,6 @@ func readAt(f *os.File, off int64, want []byte) error {
 	return nil
 }
 
-// checkFileSHA reads a whole file and checks its sha256.
-func checkFileSHA(p string, want []byte) error {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return err
-	}
-	if sha(b) != sha(want) {
-		return fmt.Errorf("%s: sha256 %s, want %s", p, sha(b), sha(want))
-	}
-	return nil
-}
-
-// pollUntil retries f until it succeeds or the timeout passes and returns
-// how long it took.
-func pollUntil(t *testing.T, what string, timeout time.Duration, f func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for {
-		err := f()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > timeout {
-			t.Fatalf("%s: still failing after %v: %v", what, timeout, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // outageHold is how long the metadata engine stays away in each phase
 // (less when every operation ended before).
 const outageHold = 12 * time.Second

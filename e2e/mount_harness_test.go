@@ -76,6 +76,32 @@ func sha(b []byte) string {
 	return hex.EncodeToString(s[:])
 }
 
+// readFileSHA reads path to the end and returns its sha256.
+func readFileSHA(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// checkFileSHA reads a whole file and checks its sha256.
+func checkFileSHA(path string, want []byte) error {
+	got, err := readFileSHA(path)
+	if err != nil {
+		return err
+	}
+	if got != sha(want) {
+		return fmt.Errorf("%s: sha256 %s, want %s", path, got, sha(want))
+	}
+	return nil
+}
+
 // readTree reads every file under dir and returns their sha256 by path
 // relative to dir. JuiceFS's internal files in the root are skipped.
 func readTree(t *testing.T, dir string) map[string]string {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -43,21 +44,17 @@ func TestMountServesNoPprof(t *testing.T) {
 			// Wait until both metrics listeners are up (JuiceFS starts its
 			// own after the FUSE mount): then every listener is.
 			var addrs []string
-			deadline := time.Now().Add(60 * time.Second)
-			for {
+			pollUntil(t, "both metrics listeners of the mount are up", 60*time.Second, func() error {
 				jfs := jfsMetricsLine.FindStringSubmatch(m.LogTail(1 << 20))
 				addrs, err = tcpListenersOf(processTree(m.Pid()))
 				if err != nil {
 					t.Fatal(err)
 				}
 				if jfs != nil && slices.Contains(addrs, jfs[1]) && slices.Contains(addrs, m.MetricsAddr) {
-					break
+					return nil
 				}
-				if time.Now().After(deadline) {
-					t.Fatalf("metrics listeners not up after 60s: listening on %v; JuiceFS log line %v", addrs, jfs)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
+				return fmt.Errorf("listening on %v; JuiceFS log line %v", addrs, jfs)
+			})
 			slices.Sort(addrs)
 			t.Logf("mount processes %v listen on %v", processTree(m.Pid()), addrs)
 			hc := &http.Client{Timeout: 5 * time.Second}

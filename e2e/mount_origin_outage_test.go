@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,20 +13,6 @@ import (
 
 	"github.com/ringcache/ringcache/internal/juicetest"
 )
-
-// readFileSHA reads path to the end and returns its sha256.
-func readFileSHA(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
-}
 
 // TestMountColdReadOriginFrozen freezes the origin (SIGSTOP of the MinIO
 // process: connections are accepted and never answered, the worst case).
@@ -121,22 +104,15 @@ func TestMountColdReadOriginFrozen(t *testing.T) {
 
 	cont()
 	e.proxy.Reset()
-	deadline := time.Now().Add(60 * time.Second)
 	tries := 0
-	for {
+	pollUntil(t, "cold read after SIGCONT", 60*time.Second, func() error {
 		tries++
 		got, err := readFileSHA(filepath.Join(m2.dir, "cold.safetensors"))
-		if err == nil {
-			if got != sha(coldData) {
-				t.Fatalf("cold read after SIGCONT: sha %s, want %s", got, sha(coldData))
-			}
-			break
+		if err == nil && got != sha(coldData) {
+			t.Fatalf("cold read after SIGCONT: sha %s, want %s", got, sha(coldData))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cold read still failing 60s after SIGCONT: %v", err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return err
+	})
 	if tries != 1 {
 		t.Errorf("the cold read needed %d tries after SIGCONT, want the first to succeed", tries)
 	}

@@ -335,24 +335,20 @@ func TestWarmup(t *testing.T) {
 		if code != 0 || !strings.Contains(out, "detached: pid ") || !strings.Contains(out, logPath) {
 			t.Fatalf("background: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, stderr)
 		}
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			b, _ := os.ReadFile(logPath)
-			if strings.Contains(string(b), "Warmed volume models") {
-				if !strings.Contains(string(b), "already cached:          "+strconv.Itoa(len(adapter.Blocks))+" blocks") {
-					t.Errorf("background log:\n%s", b)
-				}
-				if strings.Contains(string(b), e.metaURL) {
-					t.Error("the background log holds the metadata URL")
-				}
-				t.Logf("background warm-up: %s\nlog:\n%s", out, b)
-				break
+		var b []byte
+		pollUntil(t, "the background warm-up logs its end", 60*time.Second, func() error {
+			if b, _ = os.ReadFile(logPath); !strings.Contains(string(b), "Warmed volume models") {
+				return fmt.Errorf("log so far:\n%s", b)
 			}
-			if time.Now().After(deadline) {
-				t.Fatalf("background warm-up did not finish in 60s; log:\n%s", b)
-			}
-			time.Sleep(100 * time.Millisecond)
+			return nil
+		})
+		if !strings.Contains(string(b), "already cached:          "+strconv.Itoa(len(adapter.Blocks))+" blocks") {
+			t.Errorf("background log:\n%s", b)
 		}
+		if strings.Contains(string(b), e.metaURL) {
+			t.Error("the background log holds the metadata URL")
+		}
+		t.Logf("background warm-up: %s\nlog:\n%s", out, b)
 	})
 }
 

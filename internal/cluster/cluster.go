@@ -35,9 +35,27 @@ type Options struct {
 	// Bin holds the cachenode and csi binaries. Required for nodes and
 	// mounts.
 	Bin string
-	// Volume describes the volume to format; Name defaults to "models".
-	// MetaURL, Bucket and credentials are filled in.
+	// Volume describes the volume to format; Name defaults to
+	// DefaultVolumeName. MetaURL, Bucket and credentials are filled in.
 	Volume juicetest.FormatOptions
+}
+
+// DefaultVolumeName is the volume's name unless Options.Volume names it.
+const DefaultVolumeName = "models"
+
+// EnsureDefaults sets every zero optional field to its default.
+func (o *Options) EnsureDefaults() {
+	if o.Volume.Name == "" {
+		o.Volume.Name = DefaultVolumeName
+	}
+}
+
+// Validate reports every required field that is missing.
+func (o *Options) Validate() error {
+	if o.Dir == "" {
+		return fmt.Errorf("cluster: invalid options: %w", errors.New("dir is required"))
+	}
+	return nil
 }
 
 // Env is a running origin: Redis, MinIO, the counting proxy and a
@@ -62,8 +80,9 @@ type Env struct {
 // Start starts Redis, MinIO and the proxy and formats the volume. Close
 // stops everything started from the Env.
 func Start(ctx context.Context, o Options) (e *Env, err error) {
-	if o.Dir == "" {
-		return nil, errors.New("cluster: dir is required")
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	e = &Env{Dir: o.Dir, Bin: o.Bin}
 	defer func() {
@@ -92,9 +111,6 @@ func Start(ctx context.Context, o Options) (e *Env, err error) {
 		return nil, err
 	}
 	fo := o.Volume
-	if fo.Name == "" {
-		fo.Name = "models"
-	}
 	fo.MetaURL = e.MetaURL
 	fo.Bucket = "http://" + e.Proxy.Addr + "/ringcache"
 	fo.AccessKey, fo.SecretKey = e.MinIO.AccessKey, e.MinIO.SecretKey

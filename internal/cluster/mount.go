@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -13,12 +14,20 @@ import (
 	"github.com/ringcache/ringcache/internal/realtest"
 )
 
-// MountOptions describes a `csi mount` process.
+// MountOptions describes a `csi mount` process. It has no defaults.
 type MountOptions struct {
-	Node   *Node  // the mount's local cache node; nil with Direct
-	Subdir string // mount only this directory
+	Node   *Node  // the mount's local cache node; required unless Direct
+	Subdir string // mount only this directory; "" mounts the volume's root
 	Direct bool   // a plain JuiceFS client reading the origin, no ring
 	Args   []string
+}
+
+// Validate reports a ring mount without a node.
+func (o *MountOptions) Validate() error {
+	if o.Node == nil && !o.Direct {
+		return fmt.Errorf("cluster: invalid mount options: %w", errors.New("a ring mount needs a node"))
+	}
+	return nil
 }
 
 // Mount is one read-only JuiceFS mount process.
@@ -30,6 +39,9 @@ type Mount struct {
 
 // Mount starts a mount and waits until its mount point is a FUSE mount.
 func (e *Env) Mount(name string, o MountOptions) (*Mount, error) {
+	if err := o.Validate(); err != nil {
+		return nil, err
+	}
 	base := filepath.Join(e.Dir, name)
 	if err := os.MkdirAll(filepath.Join(base, "mnt"), 0o755); err != nil {
 		return nil, err
@@ -79,19 +91,20 @@ func (e *Env) Mount(name string, o MountOptions) (*Mount, error) {
 			m.Unmount()
 			return nil, fmt.Errorf("%s not mounted after 60s", m.Dir)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polls the mount table with a deadline
 	}
 	return m, nil
 }
 
-// Unmount unmounts lazily and waits for the mount process to exit.
+// Unmount unmounts lazily and waits for the mount process to exit; one
+// that has not exited 10 s later is killed.
 func (m *Mount) Unmount() {
 	if IsFUSEMount(m.Dir) {
 		exec.Command("fusermount3", "-u", "-z", m.Dir).Run()
 	}
 	select {
 	case <-m.exited:
-	case <-time.After(10 * time.Second):
+	case <-time.After(10 * time.Second): // a fixed safety bound in a shutdown path: real time
 		m.cmd.Process.Signal(syscall.SIGKILL)
 		<-m.exited
 	}

@@ -127,7 +127,7 @@ func (n *Node) start() error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not ready after 60s", n.Name)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polls the node's /readyz with a deadline
 	}
 }
 
@@ -174,7 +174,8 @@ func (n *Node) Client() (*peer.Client, error) {
 }
 
 // WaitMembers waits until the node's ring has exactly want members and
-// returns the placement it uses and how long it took.
+// returns the placement it uses and how long it took. It gives up after
+// timeout, or when ctx ends.
 func (n *Node) WaitMembers(ctx context.Context, want int, timeout time.Duration) (*ring.Placement, time.Duration, error) {
 	c, err := n.Client()
 	if err != nil {
@@ -193,7 +194,10 @@ func (n *Node) WaitMembers(ctx context.Context, want int, timeout time.Duration)
 		if time.Since(start) > timeout {
 			return nil, 0, fmt.Errorf("%s: ring has not %d members after %v (last: %v, err %v)", n.Name, want, timeout, st.GetMembers(), err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		if ctx.Err() != nil {
+			return nil, 0, fmt.Errorf("%s: waiting for %d members: %w", n.Name, want, ctx.Err())
+		}
+		time.Sleep(20 * time.Millisecond) // polls the node's Status with a deadline
 	}
 }
 

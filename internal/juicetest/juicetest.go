@@ -25,33 +25,65 @@ import (
 
 // FormatOptions describes a volume, as `juicefs format` flags would.
 type FormatOptions struct {
-	Name        string // volume name (the object key prefix)
-	MetaURL     string
-	Storage     string // default "minio"
-	Bucket      string // e.g. http://127.0.0.1:9000/bucket
-	AccessKey   string
-	SecretKey   string
-	BlockSize   int    // KiB, default 4096
-	Compression string // "", "lz4", "zstd"
+	Name    string // volume name (the object key prefix); required
+	MetaURL string // the metadata engine; required
+	// Storage is JuiceFS's object storage type; default DefaultStorage.
+	Storage   string
+	Bucket    string // e.g. http://127.0.0.1:9000/bucket; required
+	AccessKey string
+	SecretKey string
+	// BlockSize is the block size in KiB; default DefaultBlockSize.
+	BlockSize int
+	// Compression is "lz4", "zstd" or "none"; default "none".
+	Compression string
 	HashPrefix  bool
 	// EncryptKeyPEM is an unencrypted RSA private key in PEM; when set the
 	// volume's objects are encrypted (aes256gcm-rsa).
 	EncryptKeyPEM string
 }
 
-// Format creates the volume in its metadata engine and returns its format.
-func Format(ctx context.Context, o FormatOptions) (*meta.Format, error) {
-	if o.Name == "" || o.MetaURL == "" || o.Bucket == "" {
-		return nil, errors.New("juicetest: name, meta url and bucket are required")
-	}
+// Defaults of FormatOptions.
+const (
+	DefaultStorage   = "minio"
+	DefaultBlockSize = 4096 // KiB
+)
+
+// EnsureDefaults sets every zero optional field to its default.
+func (o *FormatOptions) EnsureDefaults() {
 	if o.Storage == "" {
-		o.Storage = "minio"
+		o.Storage = DefaultStorage
 	}
 	if o.BlockSize == 0 {
-		o.BlockSize = 4096
+		o.BlockSize = DefaultBlockSize
 	}
 	if o.Compression == "" {
 		o.Compression = "none"
+	}
+}
+
+// Validate reports every required field that is missing.
+func (o *FormatOptions) Validate() error {
+	var errs []error
+	if o.Name == "" {
+		errs = append(errs, errors.New("name is required"))
+	}
+	if o.MetaURL == "" {
+		errs = append(errs, errors.New("meta url is required"))
+	}
+	if o.Bucket == "" {
+		errs = append(errs, errors.New("bucket is required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("juicetest: invalid options: %w", err)
+	}
+	return nil
+}
+
+// Format creates the volume in its metadata engine and returns its format.
+func Format(ctx context.Context, o FormatOptions) (*meta.Format, error) {
+	o.EnsureDefaults()
+	if err := o.Validate(); err != nil {
+		return nil, err
 	}
 	f := &meta.Format{
 		Name:             o.Name,
@@ -79,6 +111,7 @@ func Format(ctx context.Context, o FormatOptions) (*meta.Format, error) {
 	// A freshly started MinIO may refuse requests for a moment; creating an
 	// existing bucket fails, so a put proves access.
 	var err2 error
+	// polls MinIO with a deadline; the last error is returned
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
 		if err2 = blob.Create(); err2 == nil {
 			break

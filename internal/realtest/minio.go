@@ -54,7 +54,7 @@ func RunMinIO(dir string) (*MinIO, error) {
 			m.Close()
 			return nil, fmt.Errorf("minio not live after 60s: %v\n%s", err, m.logTail())
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(100 * time.Millisecond) // polls MinIO's health endpoint with a deadline
 	}
 }
 

@@ -78,7 +78,7 @@ func RunOriginProxy(target string) (*OriginProxy, error) {
 		}
 		p.mu.Unlock()
 		if lat > 0 {
-			time.Sleep(lat)
+			time.Sleep(lat) // not a wait: the latency Throttle asked the origin to add
 		}
 		rp.ServeHTTP(w, r)
 	})}

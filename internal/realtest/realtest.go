@@ -105,7 +105,7 @@ func waitTCP(addr string, timeout time.Duration) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("%s not accepting connections after %v: %w", addr, timeout, err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // polls the server's port with a deadline
 	}
 }
 

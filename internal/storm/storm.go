@@ -202,6 +202,8 @@ func runPhase(ctx context.Context, env *cluster.Env, nodes []*cluster.Node, c Co
 	env.Proxy.Reset()
 	rec := &recorder{start: time.Now()}
 	if p.Kill {
+		// Real time on purpose: the kill lands KillAfter into a read of
+		// real processes, which a fake clock would not move.
 		t := time.AfterFunc(c.KillAfter, nodes[len(nodes)-1].Kill)
 		defer t.Stop()
 	}
