@@ -186,7 +186,7 @@ func warnLooseKeyFile(logger *slog.Logger, path string) {
 	}
 }
 
-const volumeEnvPrefix = "RINGCACHE_VOLUME_"
+const volumeEnvPrefix = cli.VolumeEnvPrefix
 
 // loadVolumes reads volume sources from dir and the environment.
 func loadVolumes(dir string, environ []string) ([]node.VolumeSource, error) {

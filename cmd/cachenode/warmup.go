@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -11,12 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
-	"text/tabwriter"
 	"time"
-
-	"golang.org/x/term"
 
 	"github.com/ringcache/ringcache/internal/bytesize"
 	"github.com/ringcache/ringcache/internal/cli"
@@ -97,15 +92,6 @@ func (f *warmupFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.logLevel, "log-level", "warn", "level of logs on stderr: debug, info, warn or error")
 }
 
-// inputError is a user error that is not about flag syntax (a missing
-// path, an unknown volume): exit status 2, like errUsage, with a plain
-// message.
-type inputError struct{ err error }
-
-func (e inputError) Error() string        { return e.err.Error() }
-func (e inputError) Unwrap() error        { return e.err }
-func (e inputError) Is(target error) bool { return target == errUsage }
-
 func usageErr(format string, a ...any) error {
 	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
 }
@@ -129,7 +115,7 @@ func runWarmup(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	metaURL, err := readMetaURL(f.metaURLFile, f.volume, os.Getenv)
+	metaURL, err := cli.ReadMetaURL(f.metaURLFile, f.volume, os.Getenv)
 	if err != nil {
 		return err
 	}
@@ -247,7 +233,7 @@ func (f *warmupFlags) validate(args []string) ([]string, error) {
 	if f.fileList != "" {
 		more, err := readFileList(f.fileList)
 		if err != nil {
-			return nil, inputError{err}
+			return nil, cli.InputError(err)
 		}
 		paths = append(paths, more...)
 	}
@@ -294,35 +280,12 @@ func readFileList(name string) ([]string, error) {
 	return out, nil
 }
 
-// readMetaURL finds the volume's metadata URL. Errors never contain it.
-func readMetaURL(file, volume string, getenv func(string) string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("metadata url: %w", err)
-		}
-		u := strings.TrimSpace(string(b))
-		if u == "" {
-			return "", inputError{fmt.Errorf("metadata url file %s is empty", file)}
-		}
-		return u, nil
-	}
-	if u := strings.TrimSpace(getenv("RINGCACHE_META_URL")); u != "" {
-		return u, nil
-	}
-	name := volumeEnvPrefix + strings.ToUpper(strings.ReplaceAll(volume, "-", "_"))
-	if u := strings.TrimSpace(getenv(name)); u != "" {
-		return u, nil
-	}
-	return "", usageErr("no metadata url for volume %q: give --meta-url-file FILE, or set RINGCACHE_META_URL or %s", volume, name)
-}
-
 // preparePlan checks the volume against the ring and resolves the paths
-// (prefetch.PlanVolume); mistakes in the input are inputErrors.
+// (prefetch.PlanVolume); mistakes in the input are cli.InputErrors (exit 2).
 func preparePlan(ctx context.Context, cr *prefetch.ClusterRing, metaURL, volume string, paths []string) (*prefetch.Plan, error) {
 	plan, err := prefetch.PlanVolume(ctx, cr, metaURL, volume, paths)
 	if prefetch.IsInputError(err) {
-		return nil, inputError{err}
+		return nil, cli.InputError(err)
 	}
 	return plan, err
 }
@@ -363,247 +326,4 @@ func detach(fs *flag.FlagSet, f *warmupFlags, plan *prefetch.Plan, stdout io.Wri
 	fmt.Fprintf(stdout, "warm-up of %s (%d files, %d blocks, %s) detached: pid %d, log %s\n",
 		plan.Volume, len(plan.Files), len(plan.Blocks), bytesize.Format(plan.Bytes), pid, logPath)
 	return nil
-}
-
-// printResolution shows where paths led through symlinks, one
-// "/models/m/latest -> /models/m/v2" line each, and warns of the symlinks
-// skipped in the trees.
-func printResolution(w io.Writer, plan *prefetch.Plan) {
-	// Every name printed comes from the volume: termSafe keeps escape
-	// sequences in it off the terminal.
-	for _, r := range plan.Resolved {
-		if r.Followed() {
-			fmt.Fprintf(w, "%s -> %s\n", termSafe(r.Path), termSafe(r.Resolved))
-		}
-	}
-	if plan.SkippedLinks == 0 {
-		return
-	}
-	what := fmt.Sprintf("%d symlinks", plan.SkippedLinks)
-	if plan.SkippedLinks == 1 {
-		what = "1 symlink"
-	}
-	fmt.Fprintf(w, "warning: %s skipped (symlinks are followed only into the tree warmed; these lead out of it, dangle or loop):\n", what)
-	const maxShown = 10
-	for i, s := range plan.Skipped {
-		if i == maxShown {
-			break
-		}
-		fmt.Fprintf(w, "  %s -> %s: %s\n", termSafe(s.Link), termSafe(s.Target), termSafe(s.Reason))
-	}
-	if n := plan.SkippedLinks - min(len(plan.Skipped), maxShown); n > 0 {
-		fmt.Fprintf(w, "  ... and %d more\n", n)
-	}
-}
-
-func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}
-
-// progressDisplay shows a run's progress: a bar redrawn in place on a
-// terminal, or a line every interval otherwise.
-type progressDisplay struct {
-	w        io.Writer
-	tty      bool
-	fd       int
-	interval time.Duration
-
-	mu   sync.Mutex
-	last prefetch.Progress
-	have bool
-
-	stop chan struct{}
-	done chan struct{}
-}
-
-func newProgressDisplay(w io.Writer, interval time.Duration) *progressDisplay {
-	d := &progressDisplay{w: w, interval: interval}
-	if f, ok := w.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		d.tty, d.fd, d.interval = true, int(f.Fd()), 200*time.Millisecond
-	}
-	return d
-}
-
-func (d *progressDisplay) update(p prefetch.Progress) {
-	d.mu.Lock()
-	d.last, d.have = p, true
-	d.mu.Unlock()
-}
-
-func (d *progressDisplay) start() {
-	d.stop, d.done = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(d.done)
-		t := time.NewTicker(d.interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-d.stop:
-				return
-			case <-t.C:
-				d.draw(false)
-			}
-		}
-	}()
-}
-
-// finish stops the display and shows the last progress.
-func (d *progressDisplay) finish() {
-	close(d.stop)
-	<-d.done
-	d.draw(true)
-}
-
-func (d *progressDisplay) draw(final bool) {
-	d.mu.Lock()
-	p, have := d.last, d.have
-	d.mu.Unlock()
-	if !have {
-		return
-	}
-	if !d.tty {
-		fmt.Fprintln(d.w, "progress: "+progressLine(p))
-		return
-	}
-	width := 80
-	if w, _, err := term.GetSize(d.fd); err == nil && w > 20 {
-		width = w
-	}
-	line := progressLine(p)
-	if width-len(line)-4 < 10 {
-		line = compactProgressLine(p)
-	}
-	barWidth := min(40, width-len(line)-4) // "[", "] " and the last column stay free
-	bar := ""
-	if barWidth >= 10 {
-		filled := int(float64(barWidth) * fraction(p.BytesDone+p.BytesFailed, p.Bytes))
-		bar = "[" + strings.Repeat("=", filled) + strings.Repeat(" ", barWidth-filled) + "] "
-	}
-	out := bar + line
-	if len(out) > width-1 {
-		out = out[:width-1]
-	}
-	fmt.Fprintf(d.w, "\r\033[K%s", out)
-	if final {
-		fmt.Fprintln(d.w)
-	}
-}
-
-func fraction(part, whole int64) float64 {
-	if whole <= 0 {
-		return 1
-	}
-	return min(max(float64(part)/float64(whole), 0), 1)
-}
-
-// progressLine renders p on one line.
-func progressLine(p prefetch.Progress) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%5.1f%%  %d/%d blocks  %s/%s  %d/%d files",
-		100*fraction(p.BytesDone, p.Bytes), p.BlocksDone, p.Blocks,
-		bytesize.Format(p.BytesDone), bytesize.Format(p.Bytes), p.FilesDone, p.Files)
-	progressTail(&b, p, "  ")
-	return b.String()
-}
-
-// compactProgressLine is progressLine for narrow terminals.
-func compactProgressLine(p prefetch.Progress) string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%.1f%% %d/%d blocks %s", 100*fraction(p.BytesDone, p.Bytes), p.BlocksDone, p.Blocks, bytesize.Format(p.BytesDone))
-	progressTail(&b, p, " ")
-	return b.String()
-}
-
-// progressTail appends failed blocks, the rate and the ETA, each after sep.
-func progressTail(b *strings.Builder, p prefetch.Progress, sep string) {
-	if p.BlocksFailed > 0 {
-		fmt.Fprintf(b, "%s%d failed", sep, p.BlocksFailed)
-	}
-	fmt.Fprintf(b, "%s%s/s", sep, bytesize.Format(int64(p.Rate)))
-	switch {
-	case p.Remaining() == 0:
-	case p.ETA < 0:
-		b.WriteString(sep + "ETA ?")
-	default:
-		fmt.Fprintf(b, "%sETA %s", sep, p.ETA)
-	}
-}
-
-func printResult(w io.Writer, plan *prefetch.Plan, r *prefetch.Result) {
-	fmt.Fprintf(w, "Warmed volume %s: %d of %d blocks (%s of %s), %d of %d files, in %s (%s/s)\n",
-		plan.Volume, r.BlocksDone, r.Blocks, bytesize.Format(r.BytesDone), bytesize.Format(r.Bytes),
-		r.FilesDone, r.Files, r.Elapsed.Round(time.Millisecond), bytesize.Format(int64(r.Rate)))
-	fmt.Fprintf(w, "  fetched from the origin: %d blocks (%s origin bytes)\n", r.BlocksFetched, bytesize.Format(r.OriginBytes))
-	fmt.Fprintf(w, "  already cached:          %d blocks\n", r.BlocksCached)
-	fmt.Fprintf(w, "  failed:                  %d blocks (%s)\n", r.BlocksFailed, bytesize.Format(r.BytesFailed))
-	const maxShown = 20
-	for i, fb := range r.Failed {
-		if i == maxShown {
-			fmt.Fprintf(w, "  ... and %d more failed blocks\n", len(r.Failed)-maxShown)
-			break
-		}
-		fmt.Fprintf(w, "  FAILED %s (%s) after %d failed attempts: %s\n", fb.Key, bytesize.Format(fb.Size), fb.Attempts, fb.Error)
-	}
-}
-
-func printCheck(w io.Writer, c *prefetch.CheckResult) {
-	fmt.Fprintf(w, "Volume %s (%s): %d files, %d blocks, %s; %d ring members, replicas %d\n",
-		c.Volume, c.VolumeUUID, c.Files, c.Blocks, bytesize.Format(c.Bytes), c.Members, c.Replicas)
-	fmt.Fprintf(w, "Cached on their owners: %d of %d blocks, %s of %s (%.1f%%)\n",
-		c.CachedBlocks, c.Blocks, bytesize.Format(c.CachedBytes), bytesize.Format(c.Bytes), c.Percent)
-	fmt.Fprintf(w, "Missing: %d blocks, %s (%d origin fetches, %s, counting every replica)\n",
-		c.MissingBlocks, bytesize.Format(c.MissingBytes), c.FetchBlocks, bytesize.Format(c.FetchBytes))
-	printUnreachable(w, c.Unreachable)
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDRESS\tOWNS\tCACHED\tMISSING\t")
-	for _, n := range c.Nodes {
-		fmt.Fprintf(tw, "%s\t%s\t%d (%s)\t%d (%s)\t%d (%s)\t\n", n.ID, n.Addr, n.Blocks, bytesize.Format(n.Bytes),
-			n.CachedBlocks, bytesize.Format(n.CachedBytes), n.FetchBlocks, bytesize.Format(n.FetchBytes))
-	}
-	tw.Flush()
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "FILE\tSIZE\tBLOCKS\tCACHED\t")
-	for _, f := range c.PerFile {
-		fmt.Fprintf(tw, "%s\t%s\t%d/%d\t%.1f%%\t\n", termSafe(f.Path), bytesize.Format(f.Size), f.CachedBlocks, f.Blocks, f.Percent)
-	}
-	tw.Flush()
-}
-
-func printDryRun(w io.Writer, d *prefetch.DryRunResult) {
-	fmt.Fprintf(w, "Volume %s (%s): %d files, %d blocks, %s; %d ring members, replicas %d\n",
-		d.Volume, d.VolumeUUID, d.Files, d.Blocks, bytesize.Format(d.Bytes), d.Members, d.Replicas)
-	fmt.Fprintf(w, "Already cached: %d blocks, %s\n", d.CachedBlocks, bytesize.Format(d.CachedBytes))
-	fmt.Fprintf(w, "A warm-up would fetch %d blocks, %s (%d origin fetches, %s, counting every replica)\n",
-		d.MissingBlocks, bytesize.Format(d.MissingBytes), d.FetchBlocks, bytesize.Format(d.FetchBytes))
-	verdict := "fits"
-	if !d.Fits {
-		verdict = "does NOT fit (blocks would be evicted)"
-	}
-	fmt.Fprintf(w, "Ring capacity %s, used %s, free %s: %s\n",
-		bytesize.Format(d.CapacityBytes), bytesize.Format(d.UsedBytes), bytesize.Format(d.FreeBytes), verdict)
-	printUnreachable(w, d.Unreachable)
-	fmt.Fprintln(w)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NODE\tADDRESS\tFETCH\tFREE\tFITS\t")
-	for _, n := range d.NodeFits {
-		fits := "yes"
-		if !n.Fits {
-			fits = "no"
-		}
-		if n.Error != "" {
-			fits += " (status: " + n.Error + ")"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t\n", n.ID, n.Addr, bytesize.Format(n.FetchBytes), bytesize.Format(n.FreeBytes), fits)
-	}
-	tw.Flush()
-}
-
-func printUnreachable(w io.Writer, us []prefetch.NodeError) {
-	for _, u := range us {
-		fmt.Fprintf(w, "Unreachable owner %s (its blocks count as missing): %s\n", u.Addr, u.Error)
-	}
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -61,32 +60,6 @@ func TestWarmupBadFlags(t *testing.T) {
 	var stdout, stderr bytes.Buffer
 	if code := run(context.Background(), []string{"warmup", "--help"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "RINGCACHE_META_URL") {
 		t.Errorf("warmup --help: exit %d, %q", code, stderr.String())
-	}
-}
-
-func TestReadMetaURL(t *testing.T) {
-	dir := t.TempDir()
-	file := filepath.Join(dir, "url")
-	os.WriteFile(file, []byte(" redis://:secret@file:6379/1\n"), 0o600)
-	env := map[string]string{"RINGCACHE_META_URL": "redis://:secret@env:6379/1", "RINGCACHE_VOLUME_LLAMA_3": "redis://:secret@vol:6379/1"}
-	getenv := func(k string) string { return env[k] }
-	if u, err := readMetaURL(file, "llama-3", getenv); err != nil || u != "redis://:secret@file:6379/1" {
-		t.Errorf("file: %q, %v", u, err)
-	}
-	if u, err := readMetaURL("", "llama-3", getenv); err != nil || u != "redis://:secret@env:6379/1" {
-		t.Errorf("RINGCACHE_META_URL: %q, %v", u, err)
-	}
-	delete(env, "RINGCACHE_META_URL")
-	if u, err := readMetaURL("", "llama-3", getenv); err != nil || u != "redis://:secret@vol:6379/1" {
-		t.Errorf("RINGCACHE_VOLUME_LLAMA_3: %q, %v", u, err)
-	}
-	_, err := readMetaURL("", "other", getenv)
-	if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "RINGCACHE_VOLUME_OTHER") || strings.Contains(err.Error(), "secret") {
-		t.Errorf("none: %v", err)
-	}
-	os.WriteFile(file, []byte("\n"), 0o600)
-	if _, err := readMetaURL(file, "x", getenv); !errors.Is(err, errUsage) || !strings.Contains(err.Error(), "is empty") {
-		t.Errorf("empty file: %v", err)
 	}
 }
 

@@ -92,9 +92,15 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: --log-level: %v", errUsage, err)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
-	metaURL, err := readMetaURL(f.metaURLFile)
+	// The one lookup (internal/cli): --meta-url-file, then
+	// RINGCACHE_META_URL; the volume's name is not known yet. Every
+	// failure is a usage error here.
+	metaURL, err := cli.ReadMetaURL(f.metaURLFile, "", os.Getenv)
+	if err != nil && !errors.Is(err, errUsage) {
+		err = fmt.Errorf("%w: %v", errUsage, err)
+	}
 	if err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return err
 	}
 	if f.subdir != "" {
 		clean := path.Clean("/" + f.subdir)
@@ -180,22 +186,4 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 	// JuiceFS's Main runs the FUSE server until the mount point is
 	// unmounted or the process is signalled.
 	return jfscmd.Main(jargs)
-}
-
-// readMetaURL reads the metadata URL from a file or RINGCACHE_META_URL.
-func readMetaURL(file string) (string, error) {
-	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return "", fmt.Errorf("--meta-url-file: %w", err)
-		}
-		if s := strings.TrimSpace(string(b)); s != "" {
-			return s, nil
-		}
-		return "", fmt.Errorf("--meta-url-file %s is empty", file)
-	}
-	if s := strings.TrimSpace(os.Getenv("RINGCACHE_META_URL")); s != "" {
-		return s, nil
-	}
-	return "", errors.New("the metadata URL is required: --meta-url-file or RINGCACHE_META_URL")
 }

@@ -1,6 +1,8 @@
 // Package cli holds what ringcache's commands (cachenode, csi) share:
 // subcommand flag sets that print their help, usage errors, and exit codes
-// (0 success or --help, 1 failure, 2 bad usage).
+// (0 success or --help, 1 failure, 2 bad usage), and the one lookup of a
+// volume's metadata URL (ReadMetaURL: --meta-url-file, then
+// RINGCACHE_META_URL, then RINGCACHE_VOLUME_<NAME>).
 package cli
 
 import (

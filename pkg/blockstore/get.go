@@ -32,7 +32,7 @@ func (s *Store) Get(ctx context.Context, k Key, off, limit int64) ([]byte, Meta,
 	if err := ctx.Err(); err != nil {
 		return nil, Meta{}, err
 	}
-	now := s.opts.Now()
+	now := s.opts.Clock.Now()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -11,9 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
-	"sync"
 	"testing"
-	"time"
 )
 
 // testOptions returns valid options for a store in a new temporary
@@ -137,22 +135,4 @@ func wrapsOnly(err, target error) bool {
 		return len(errs) > 0
 	}
 	return false
-}
-
-// fakeClock is a settable Options.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }

@@ -4,13 +4,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"time"
+
+	"github.com/ringcache/ringcache/pkg/clock"
 )
 
-// DefaultMaxBlockSize is the default of Options.MaxBlockSize.
+// DefaultMaxBlockSize is the default of Options.MaxBlockSize: 64 MiB,
+// JuiceFS's largest block size.
 const DefaultMaxBlockSize = 64 << 20
 
-// Options configures a Store.
+// Options configures a Store. Dir and CapacityBytes are required; every
+// other field is optional, its zero value meaning the default its comment
+// states. Open takes Options by value and calls EnsureDefaults, then
+// Validate.
 type Options struct {
 	// Dir is the directory holding the store; required, created if
 	// missing. A Dir can be open in only one Store at a time.
@@ -21,20 +26,40 @@ type Options struct {
 	// MinFreeBytes is the free-space floor of the file system holding Dir.
 	// Put evicts blocks to keep the file system's available space above it
 	// after the write, or refuses the block with ErrNoSpace when evicting
-	// cannot. 0 disables the floor.
+	// cannot. Default 0: no floor. Negative is invalid.
 	MinFreeBytes int64
 	// MaxBlockSize bounds the size of one block; Put of larger data fails
-	// with ErrTooLarge. Default DefaultMaxBlockSize.
+	// with ErrTooLarge. Default DefaultMaxBlockSize. Negative is invalid.
 	MaxBlockSize int64
-	// Logger receives the store's logs. Default: discard.
+	// Logger receives the store's logs. Default: a logger discarding
+	// everything.
 	Logger *slog.Logger
 	// FS is the file system the store uses. Default: OSFS.
 	FS FS
-	// Now is the clock used for block recency. Default time.Now.
-	Now func() time.Time
+	// Clock gives the time of block recency (the LRU order and the block
+	// files' modification times). Default: clock.Real().
+	Clock clock.Clock
 }
 
-// Validate checks o and fills in the defaults of unset optional fields.
+// EnsureDefaults sets every zero-valued optional field of o to its
+// default. It never fails and is idempotent; it checks nothing (Validate
+// does).
+func (o *Options) EnsureDefaults() {
+	if o.MaxBlockSize == 0 {
+		o.MaxBlockSize = DefaultMaxBlockSize
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.FS == nil {
+		o.FS = OSFS{}
+	}
+	o.Clock = clock.Or(o.Clock)
+}
+
+// Validate checks o, before or after EnsureDefaults, without changing it,
+// and reports every problem at once: "blockstore: invalid options: " and
+// the problems, one per line.
 func (o *Options) Validate() error {
 	var errs []error
 	if o.Dir == "" {
@@ -51,18 +76,6 @@ func (o *Options) Validate() error {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("blockstore: invalid options: %w", err)
-	}
-	if o.MaxBlockSize == 0 {
-		o.MaxBlockSize = DefaultMaxBlockSize
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
-	}
-	if o.FS == nil {
-		o.FS = OSFS{}
-	}
-	if o.Now == nil {
-		o.Now = time.Now
 	}
 	return nil
 }

@@ -1,8 +1,12 @@
 package blockstore
 
 import (
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ringcache/ringcache/pkg/clock"
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 )
 
 func TestOptionsValidate(t *testing.T) {
@@ -22,11 +26,27 @@ func TestOptionsValidate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o := tt.o
-			err := o.Validate()
-			if len(tt.wantErrs) > 0 {
+			for _, defaults := range []bool{false, true} {
+				o := tt.o
+				if defaults {
+					o.EnsureDefaults()
+				}
+				before := o
+				err := o.Validate()
+				if !reflect.DeepEqual(o, before) {
+					t.Errorf("Validate changed the options: %+v, was %+v", o, before)
+				}
+				if len(tt.wantErrs) == 0 {
+					if err != nil {
+						t.Fatalf("Validate (defaults %v): %v", defaults, err)
+					}
+					continue
+				}
 				if err == nil {
-					t.Fatal("Validate succeeded")
+					t.Fatalf("Validate (defaults %v) succeeded", defaults)
+				}
+				if !strings.HasPrefix(err.Error(), "blockstore: invalid options: ") {
+					t.Errorf("error %q lacks the package prefix", err)
 				}
 				for _, want := range tt.wantErrs {
 					if !strings.Contains(err.Error(), want) {
@@ -36,21 +56,31 @@ func TestOptionsValidate(t *testing.T) {
 				if strings.Contains(err.Error(), "\n") && len(tt.wantErrs) == 1 {
 					t.Errorf("error %q reports more than one problem", err)
 				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("Validate: %v", err)
-			}
-			if o.Logger == nil || o.FS == nil || o.Now == nil {
-				t.Errorf("defaults not filled: %+v", o)
-			}
-			wantMax := tt.o.MaxBlockSize
-			if wantMax == 0 {
-				wantMax = DefaultMaxBlockSize
-			}
-			if o.MaxBlockSize != wantMax || o.Dir != tt.o.Dir || o.CapacityBytes != tt.o.CapacityBytes || o.MinFreeBytes != tt.o.MinFreeBytes {
-				t.Errorf("Validate changed set fields or defaulted wrongly: %+v", o)
 			}
 		})
+	}
+}
+
+func TestOptionsEnsureDefaults(t *testing.T) {
+	var o Options
+	o.EnsureDefaults()
+	if o.MaxBlockSize != DefaultMaxBlockSize || o.Logger == nil || o.FS != (OSFS{}) || o.Clock != clock.Real() {
+		t.Errorf("defaults not filled: %+v", o)
+	}
+	if o.Dir != "" || o.CapacityBytes != 0 || o.MinFreeBytes != 0 {
+		t.Errorf("EnsureDefaults set a field without a default: %+v", o)
+	}
+	again := o
+	again.EnsureDefaults()
+	if !reflect.DeepEqual(again, o) {
+		t.Errorf("EnsureDefaults is not idempotent: %+v, then %+v", o, again)
+	}
+	// Set fields stay as they are.
+	clk := clocktest.New(o.Clock.Now())
+	set := Options{Dir: "d", CapacityBytes: 5, MinFreeBytes: 7, MaxBlockSize: 3, Logger: o.Logger, FS: OSFS{}, Clock: clk}
+	want := set
+	set.EnsureDefaults()
+	if !reflect.DeepEqual(set, want) {
+		t.Errorf("EnsureDefaults changed set fields: %+v, want %+v", set, want)
 	}
 }

@@ -154,8 +154,8 @@ func (s *Store) writeTemp(id blockID, h *header, data []byte) (_ string, err err
 	if err := f.Close(); err != nil {
 		return "", err
 	}
-	// The mtime is the block's recency across restarts, by Options.Now.
-	now := s.opts.Now()
+	// The mtime is the block's recency across restarts, by Options.Clock.
+	now := s.opts.Clock.Now()
 	if err := s.fs.Chtimes(name, now, now); err != nil {
 		s.log.Debug("blockstore cannot set block mtime", "path", name, "err", err)
 	}
@@ -188,7 +188,7 @@ func (s *Store) commit(w *write, id blockID, tmp string, h *header) error {
 		size:     h.dataLen,
 		diskSize: h.fileSize(),
 		meta:     h.meta,
-		touched:  s.opts.Now(),
+		touched:  s.opts.Clock.Now(),
 	}
 	s.mu.Lock()
 	s.idx.add(e)

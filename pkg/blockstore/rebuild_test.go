@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 )
 
 func TestRestartKeepsBlocksAndMeta(t *testing.T) {
@@ -52,9 +54,9 @@ func TestRestartKeepsBlocksAndMeta(t *testing.T) {
 }
 
 func TestRestartKeepsLRUOrder(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	o := testOptions(t, 3000)
-	o.Now = clock.Now
+	o.Clock = clock
 	s := openStore(t, o)
 	a, b, c, d := testKey(1), testKey(2), testKey(3), testKey(4)
 	for _, k := range []Key{a, b, c} {
@@ -152,9 +154,9 @@ func TestRebuildDropsInvalidFiles(t *testing.T) {
 }
 
 func TestOpenEvictsOverCapacity(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := clocktest.New(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	o := testOptions(t, 3000)
-	o.Now = clock.Now
+	o.Clock = clock
 	s := openStore(t, o)
 	for i := range 3 {
 		mustPut(t, s, testKey(i), blockData(testKey(i), 1000), Meta{})

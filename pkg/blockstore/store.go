@@ -60,6 +60,7 @@ type Store struct {
 // temporary files are removed; if the blocks exceed o.CapacityBytes, the
 // least recently used ones are evicted.
 func Open(ctx context.Context, o Options) (*Store, error) {
+	o.EnsureDefaults()
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -92,7 +93,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 }
 
 func (s *Store) open(ctx context.Context) error {
-	start := time.Now()
+	start := time.Now() // only for the log line: the real time it took
 	for _, dir := range []string{s.tmpDir, s.blocksDir} {
 		if err := s.fs.MkdirAll(dir, 0o755); err != nil {
 			return fmt.Errorf("blockstore: create dir: %w", err)
