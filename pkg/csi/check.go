@@ -3,12 +3,12 @@ package csi
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"github.com/ringcache/ringcache/pkg/juice"
+	"github.com/ringcache/ringcache/pkg/redact"
 )
 
 // Model is a model: a directory inside a named JuiceFS volume.
@@ -80,55 +80,12 @@ func (JuiceChecker) Check(ctx context.Context, metaURL string, m Model) (ModelIn
 	return ModelInfo{UUID: format.UUID}, nil
 }
 
-// scrub returns err's message with each secret, and the password inside
-// each secret URL, replaced.
+// scrub returns err's message with each secret, and every secret part of
+// it (a URL's password, secret query values), replaced: the one redaction
+// rule, pkg/redact.
 func scrub(err error, secrets ...string) string {
 	if err == nil {
 		return ""
 	}
-	msg := err.Error()
-	for _, s := range secrets {
-		if s == "" {
-			continue
-		}
-		msg = strings.ReplaceAll(msg, s, "<secret>")
-		if pw := urlPassword(s); len(pw) >= 3 {
-			msg = strings.ReplaceAll(msg, pw, "****")
-		}
-	}
-	return msg
-}
-
-// urlPassword returns the password of scheme://user:password@host/...,
-// without parsing the rest (which may not parse).
-func urlPassword(u string) string {
-	i := strings.Index(u, "://")
-	if i < 0 {
-		return ""
-	}
-	rest := u[i+3:]
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return ""
-	}
-	if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
-		return pw
-	}
-	return ""
-}
-
-// urlWithoutPassword returns u with the password of its user info removed
-// (scheme://user@host/...), or u when it has none.
-func urlWithoutPassword(u string) string {
-	i := strings.Index(u, "://")
-	if i < 0 {
-		return u
-	}
-	rest := u[i+3:]
-	at := strings.LastIndex(rest, "@")
-	if at < 0 {
-		return u
-	}
-	user, _, _ := strings.Cut(rest[:at], ":")
-	return u[:i+3] + user + rest[at:]
+	return redact.String(err.Error(), secrets...)
 }

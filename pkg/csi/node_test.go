@@ -561,9 +561,6 @@ func TestNodeSharedMountNeedsSameEngine(t *testing.T) {
 	if string(b) != rotated.Secrets[KeyMetaURL] {
 		t.Errorf("the stored metadata URL was not updated: %q", b)
 	}
-	if got := urlWithoutPassword("redis://user:pw@host:6379/1"); got != "redis://user@host:6379/1" {
-		t.Errorf("urlWithoutPassword: %q", got)
-	}
 }
 
 // TestNodeTrustedEngines: with TrustedEngines, only the listed volumes
