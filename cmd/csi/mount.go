@@ -16,6 +16,7 @@ import (
 	"github.com/juicedata/juicefs/pkg/object"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ringcache/ringcache/internal/bytesize"
 	"github.com/ringcache/ringcache/internal/cli"
 	"github.com/ringcache/ringcache/pkg/juice/ringstore"
 )
@@ -68,9 +69,10 @@ func runMount(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.StringVar(&f.node, "node", "127.0.0.1:9700", "peer address of the cache node on this host")
 	fs.StringVar(&f.tokenFile, "token-file", os.Getenv("RINGCACHE_TOKEN_FILE"), "file holding the cluster token (env RINGCACHE_TOKEN_FILE)")
 	fs.StringVar(&f.subdir, "subdir", "", "mount only this directory of the volume")
-	fs.IntVar(&f.cacheSize, "cache-size", 0, "JuiceFS local cache in MiB (0: none, the ring is the cache)")
+	f.bufferSize = 1024
+	fs.Var(bytesize.MiBValue{N: &f.cacheSize}, "cache-size", "JuiceFS local cache: MiB as a bare number (JuiceFS's unit), or e.g. 10Gi or 10GiB (0: none, the ring is the cache)")
 	fs.StringVar(&f.cacheDir, "cache-dir", "", "JuiceFS local cache directory when --cache-size > 0 (default: JuiceFS's own)")
-	fs.IntVar(&f.bufferSize, "buffer-size", 1024, "JuiceFS read buffer in MiB (bounds read-ahead)")
+	fs.Var(bytesize.MiBValue{N: &f.bufferSize}, "buffer-size", "JuiceFS read buffer (bounds read-ahead): MiB as a bare number, or e.g. 1Gi or 1GiB")
 	fs.IntVar(&f.prefetch, "prefetch", 1, "JuiceFS blocks prefetched in parallel into the local cache after a small read; needs --cache-size > 0 (JuiceFS disables it without a local cache)")
 	fs.IntVar(&f.owners, "owners", 2, "ranked owners a block read tries before the origin")
 	fs.StringVar(&f.metricsListen, "metrics-listen", "127.0.0.1:0", `address for ringcache mount metrics ("off" to disable)`)
