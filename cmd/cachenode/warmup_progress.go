@@ -51,6 +51,8 @@ func (d *progressDisplay) start() {
 	d.stop, d.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(d.done)
+		// Real time on purpose: the ticker only repaints the display and
+		// decides nothing.
 		t := time.NewTicker(d.interval)
 		defer t.Stop()
 		for {
