@@ -8,7 +8,7 @@ build:
 	go build -o bin/ ./cmd/...
 
 bench-go:
-	go test -run '^$$' -bench . -benchtime 2s ./pkg/ring/ ./pkg/blockstore/ ./pkg/peer/
+	go test -run '^$$' -bench . -benchtime 2s ./pkg/ring/ ./pkg/blockstore/ ./pkg/cache/
 
 fmt:
 	gofmt -l -w $$(git ls-files '*.go')

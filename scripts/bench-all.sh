@@ -31,6 +31,6 @@ run mount-read --bin bin
 run storm --bin bin
 run failover --bin bin --readers 4 --shard-size 64MiB
 echo "== go benchmarks" | tee -a "$out"
-go test -run '^$' -bench . -benchmem ./pkg/ring/ ./pkg/blockstore/ ./pkg/peer/ 2>&1 | grep -E '^(Benchmark|ok)' | tee -a "$out"
+go test -run '^$' -bench . -benchmem ./pkg/ring/ ./pkg/blockstore/ ./pkg/cache/ 2>&1 | grep -E '^(Benchmark|ok)' | tee -a "$out"
 echo "== charts" | tee -a "$out"
 bin/ringcache-bench report --dir docs/bench --doc docs/benchmarks.md | tee -a "$out"
