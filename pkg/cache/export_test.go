@@ -10,3 +10,7 @@ func SlotsHeld(c *Cache) (free, warm int) {
 	defer c.slots.mu.Unlock()
 	return c.slots.free, c.slots.warm
 }
+
+// SlotsChanged returns a channel closed the next time c's origin slots or
+// their queues change. Get it before checking SlotWaiters or SlotsHeld.
+func SlotsChanged(c *Cache) <-chan struct{} { return c.slots.changes() }

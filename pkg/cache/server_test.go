@@ -413,10 +413,12 @@ func TestWarmFloodBounded(t *testing.T) {
 	defer cancel()
 	var wg sync.WaitGroup
 	var refused atomic.Int64
+	allRefused := make(chan struct{}) // closed when the want-th call is refused
 	start := time.Now()
 	go func() {
-		for refused.Load() < want && ctx.Err() == nil { // poll with the 30 s deadline
-			time.Sleep(5 * time.Millisecond)
+		select {
+		case <-allRefused:
+		case <-ctx.Done(): // the 30 s deadline
 		}
 		t := time.NewTimer(max(5*time.Second-time.Since(start), 0))
 		defer t.Stop()
@@ -431,7 +433,9 @@ func TestWarmFloodBounded(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			if _, err := c.Warm(ctx, &peerpb.WarmRequest{Volume: "models", Keys: keys}); status.Code(err) == codes.ResourceExhausted {
-				refused.Add(1)
+				if refused.Add(1) == want {
+					close(allRefused)
+				}
 			}
 		}()
 	}
@@ -462,6 +466,7 @@ type gatedOrigin struct {
 	inflight, maxGated int
 	gatedNow           int
 	gets               map[string]int
+	changed            chan struct{} // closed when gatedNow grows; nil until changes asks
 }
 
 func (o *gatedOrigin) Get(ctx context.Context, key string, off, limit int64) (io.ReadCloser, error) {
@@ -470,6 +475,10 @@ func (o *gatedOrigin) Get(ctx context.Context, key string, off, limit int64) (io
 	if o.gated[key] {
 		o.gatedNow++
 		o.maxGated = max(o.maxGated, o.gatedNow)
+		if o.changed != nil {
+			close(o.changed)
+			o.changed = nil
+		}
 	}
 	o.mu.Unlock()
 	if o.gated[key] {
@@ -486,6 +495,17 @@ func (o *gatedOrigin) Get(ctx context.Context, key string, off, limit int64) (io
 		return nil, errors.New("no such key")
 	}
 	return io.NopCloser(bytes.NewReader(b)), nil
+}
+
+// changes returns a channel closed the next time a gated GET arrives. Get
+// it before checking state.
+func (o *gatedOrigin) changes() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.changed == nil {
+		o.changed = make(chan struct{})
+	}
+	return o.changed
 }
 
 func (o *gatedOrigin) state() (gatedNow, maxGated int) {
@@ -531,24 +551,16 @@ func TestWarmDoesNotStarveReads(t *testing.T) {
 	}
 	w1 := warm(warm1)
 	// The first warm-up takes every warm slot (3 of 4) and stalls there.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if n, _ := origin.state(); n == cache.WarmSlots(4) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the warm-up never filled the warm slots")
-		}
-	}
+	waitUntil(t, origin.changes, func() bool {
+		n, _ := origin.state()
+		return n == cache.WarmSlots(4)
+	}, "the warm-up never filled the warm slots")
 	w2 := warm(warm2)
 	// The second warm-up's fetches queue for a warm slot.
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
-		if _, w := cache.SlotWaiters(f.cache); w == cache.WarmSlots(4) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the second warm-up's fetches never queued")
-		}
-	}
+	waitUntil(t, func() <-chan struct{} { return cache.SlotsChanged(f.cache) }, func() bool {
+		_, w := cache.SlotWaiters(f.cache)
+		return w == cache.WarmSlots(4)
+	}, "the second warm-up's fetches never queued")
 	if _, maxGated := origin.state(); maxGated != cache.WarmSlots(4) {
 		t.Errorf("warm fetches in flight peaked at %d, want the cap %d", maxGated, cache.WarmSlots(4))
 	}
@@ -591,5 +603,25 @@ func TestWarmDoesNotStarveReads(t *testing.T) {
 	}
 	if free, warm := cache.SlotsHeld(f.cache); free != 4 || warm != 0 {
 		t.Errorf("slots after the warm-ups: free %d, warm %d", free, warm)
+	}
+}
+
+// waitUntil waits until cond holds, checking it again each time the channel
+// from changes is closed (changes is called before each check, so no change
+// is missed); it fails the test with msg after 5 s.
+func waitUntil(t *testing.T, changes func() <-chan struct{}, cond func() bool, msg string) {
+	t.Helper()
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for {
+		changed := changes()
+		if cond() {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatal(msg)
+		}
 	}
 }

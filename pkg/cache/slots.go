@@ -46,6 +46,7 @@ type originSlots struct {
 	warms   []*slotWaiter  // FIFO
 	readers map[string]int // fetch key -> reads waiting on that fetch
 	waiting map[string]*slotWaiter
+	changed chan struct{} // closed at the next change of the queues or slots; nil until changes asks
 }
 
 type slotWaiter struct {
@@ -74,6 +75,7 @@ func (o *originSlots) acquire(ctx context.Context, key string, class slotClass) 
 		o.waiting[key] = w
 	}
 	o.dispatch()
+	o.notify()
 	o.mu.Unlock()
 	select {
 	case <-w.ready:
@@ -81,6 +83,7 @@ func (o *originSlots) acquire(ctx context.Context, key string, class slotClass) 
 		o.mu.Lock()
 		if !w.granted {
 			o.remove(w)
+			o.notify()
 			o.mu.Unlock()
 			return nil, ctx.Err()
 		}
@@ -94,6 +97,7 @@ func (o *originSlots) acquire(ctx context.Context, key string, class slotClass) 
 			o.warm--
 		}
 		o.dispatch()
+		o.notify()
 		o.mu.Unlock()
 	}, nil
 }
@@ -141,6 +145,7 @@ func (o *originSlots) readWaiting(key string) {
 		w.class = classRead
 		o.reads = append(o.reads, w)
 		o.dispatch()
+		o.notify()
 	}
 }
 
@@ -150,5 +155,25 @@ func (o *originSlots) readDone(key string) {
 	defer o.mu.Unlock()
 	if o.readers[key]--; o.readers[key] <= 0 {
 		delete(o.readers, key)
+	}
+}
+
+// changes returns a channel closed the next time a fetch queues, is
+// granted a slot, gives up or releases its slot, or is promoted. To wait
+// for a state without missing a change, get the channel first, then check.
+func (o *originSlots) changes() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.changed == nil {
+		o.changed = make(chan struct{})
+	}
+	return o.changed
+}
+
+// notify closes the channel of changes. o.mu is held.
+func (o *originSlots) notify() {
+	if o.changed != nil {
+		close(o.changed)
+		o.changed = nil
 	}
 }

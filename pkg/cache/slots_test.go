@@ -38,12 +38,34 @@ func granted(t *testing.T, c <-chan func(), what string) func() {
 	}
 }
 
-func notGranted(t *testing.T, c <-chan func(), what string) {
+// notGranted waits until o queues reads and warms (the fetch of c among
+// them), then asserts c was not granted.
+func notGranted(t *testing.T, o *originSlots, c <-chan func(), what string, reads, warms int) {
 	t.Helper()
+	waitWaiters(t, o, reads, warms)
 	select {
 	case <-c:
 		t.Fatalf("%s: granted, want it to wait", what)
-	case <-time.After(50 * time.Millisecond):
+	default:
+	}
+}
+
+// waitWaiters waits, on o's change signal, until o queues reads and warms.
+func waitWaiters(t *testing.T, o *originSlots, reads, warms int) {
+	t.Helper()
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for {
+		changed := o.changes()
+		if r, w := o.waiters(); r == reads && w == warms {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			r, w := o.waiters()
+			t.Fatalf("queued %d reads, %d warms; want %d, %d", r, w, reads, warms)
+		}
 	}
 }
 
@@ -62,19 +84,13 @@ func TestOriginSlotsReadsFirstAndWarmCap(t *testing.T) {
 		rels = append(rels, granted(t, acquireAsync(ctx, o, "w"+string(rune('0'+i)), classWarm), "warm within the cap"))
 	}
 	w4 := acquireAsync(ctx, o, "w4", classWarm)
-	notGranted(t, w4, "warm beyond the cap with a slot free")
+	notGranted(t, o, w4, "warm beyond the cap with a slot free", 0, 1)
 	r1 := granted(t, acquireAsync(ctx, o, "r1", classRead), "read with warms at their cap")
 	r2 := acquireAsync(ctx, o, "r2", classRead)
-	notGranted(t, r2, "read with every slot held")
-	for {
-		if r, w := o.waiters(); r == 1 && w == 1 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	notGranted(t, o, r2, "read with every slot held", 1, 1)
 	rels[0]() // a warm slot frees: the waiting read gets it, not the waiting warm
 	r2rel := granted(t, r2, "waiting read after a warm released")
-	notGranted(t, w4, "waiting warm while a read took the freed slot")
+	notGranted(t, o, w4, "waiting warm while a read took the freed slot", 0, 1)
 	r1() // a slot frees with no read waiting and warms under their cap: the warm gets it
 	granted(t, w4, "waiting warm once a slot is free and warms are under the cap")()
 	r2rel()
@@ -93,7 +109,7 @@ func TestOriginSlotsPromotion(t *testing.T) {
 		rels = append(rels, granted(t, acquireAsync(ctx, o, "w"+string(rune('0'+i)), classWarm), "warm"))
 	}
 	k := acquireAsync(ctx, o, "k", classWarm)
-	notGranted(t, k, "warm beyond the cap")
+	notGranted(t, o, k, "warm beyond the cap", 0, 1)
 	o.readWaiting("k") // a read joined the fetch of k: it waits as a read now
 	rel := granted(t, k, "promoted warm")
 	if o.warm != 3 {
@@ -126,10 +142,17 @@ func TestOriginSlotsCancel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	short, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	short, cancel := context.WithCancel(ctx10s(t))
 	defer cancel()
-	if _, err := o.acquire(short, "b", classWarm); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("acquire with every slot held: %v, want DeadlineExceeded", err)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := o.acquire(short, "b", classWarm)
+		errc <- err
+	}()
+	waitWaiters(t, o, 0, 1) // b waits for the slot a holds
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("acquire with every slot held, cancelled: %v, want Canceled", err)
 	}
 	if r, w := o.waiters(); r != 0 || w != 0 || len(o.waiting) != 0 {
 		t.Fatalf("a cancelled waiter stayed queued: %d reads, %d warms", r, w)

@@ -35,6 +35,8 @@ type fakeMounter struct {
 	entered chan struct{}
 	// bindErr, when set, is what Bind returns.
 	bindErr error
+	// changed is closed at the next StopFUSE; nil until changes asks.
+	changed chan struct{}
 }
 
 type fakeFUSE struct {
@@ -85,7 +87,44 @@ func (f *fakeMounter) StopFUSE(dir string, p Proc) error {
 		f.stops++
 		delete(f.fuse, dir)
 	}
+	if f.changed != nil {
+		close(f.changed)
+		f.changed = nil
+	}
 	return nil
+}
+
+// changes returns a channel closed at the next StopFUSE. Get it before
+// checking the mounts.
+func (f *fakeMounter) changes() <-chan struct{} {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.changed == nil {
+		f.changed = make(chan struct{})
+	}
+	return f.changed
+}
+
+// waitStopped waits, on f's StopFUSE signal, until the FUSE mount at dir
+// is gone; at most 5s.
+func (f *fakeMounter) waitStopped(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for {
+		changed := f.changes()
+		f.mu.Lock()
+		_, mounted := f.fuse[dir]
+		f.mu.Unlock()
+		if !mounted {
+			return
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("timed out waiting for the FUSE mount at %s to stop", dir)
+		}
+	}
 }
 
 func (f *fakeMounter) Health(dir string) MountHealth {
@@ -248,18 +287,27 @@ func wantCode(t *testing.T, err error, want codes.Code) {
 	}
 }
 
-// eventually polls cond until it holds or d passes: a poll with a
-// deadline, for work another goroutine finishes (the sleep only paces the
-// poll; nothing is asserted without cond).
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+// mountDir returns the directory of volume's shared mount, which must be
+// in the state.
+func (tn *testNode) mountDir(t *testing.T, volume string) string {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	sm := tn.state.Mounts[volume]
+	if sm == nil {
+		t.Fatalf("no shared mount of %s in the state", volume)
 	}
+	return sm.Dir
+}
+
+// waitUnmounted waits for an unmount of volume, whose FUSE mount is at dir
+// (mountDir, taken before the unmount could start), that a timer has
+// started: for the fake mounter to stop the mount (an event), then for the
+// unmount to finish, by taking the volume lock it holds until done.
+func (tn *testNode) waitUnmounted(t *testing.T, volume, dir string) {
+	t.Helper()
+	tn.fm.waitStopped(t, dir)
+	tn.lockVolume(volume)()
 }
 
 // t0 is the start of a fake clock.

@@ -52,13 +52,17 @@ func TestNodeSharesOneMountPerVolume(t *testing.T) {
 	if fuse, _, _, stops := fm.counts(); fuse != 1 || stops != 0 || clk.Waiters() != 1 {
 		t.Fatal("the idle unmount fired before the delay")
 	}
+	mnt := tn.mountDir(t, "models")
 	clk.Advance(time.Nanosecond)
-	eventually(t, 5*time.Second, "the idle unmount", func() bool { _, _, _, stops := fm.counts(); return stops == 1 })
-	eventually(t, 2*time.Second, "the state to forget the mount", func() bool {
-		tn.mu.Lock()
-		defer tn.mu.Unlock()
-		return len(tn.state.Mounts) == 0
-	})
+	tn.waitUnmounted(t, "models", mnt)
+	if _, _, _, stops := fm.counts(); stops != 1 {
+		t.Errorf("stops %d after the idle unmount, want 1", stops)
+	}
+	tn.mu.Lock()
+	if n := len(tn.state.Mounts); n != 0 {
+		t.Errorf("the state still holds %d mounts after the idle unmount", n)
+	}
+	tn.mu.Unlock()
 	if _, err := os.Stat(filepath.Join(tn.dir, "state", "volumes", "models")); !os.IsNotExist(err) {
 		t.Errorf("volume directory left behind: %v", err)
 	}
@@ -89,8 +93,12 @@ func TestNodeZeroDelayUnmountsAtOnce(t *testing.T) {
 	fm, fc := newFakeMounter(), &fakeChecker{}
 	tn := newTestNode(t, fm, fc, "", 0)
 	tn.publish(t, "vol-a", "models", "/models/llama", "pod1")
+	mnt := tn.mountDir(t, "models")
 	tn.unpublish(t, "vol-a", "pod1")
-	eventually(t, 2*time.Second, "the unmount", func() bool { f, _, _, _ := fm.counts(); return f == 0 })
+	tn.waitUnmounted(t, "models", mnt)
+	if f, _, _, _ := fm.counts(); f != 0 {
+		t.Errorf("%d FUSE mounts left after the unmount", f)
+	}
 }
 
 // TestNodePublishIdempotentAndConflicts.
@@ -234,12 +242,13 @@ func TestNodeRestartRepairsBrokenMount(t *testing.T) {
 		t.Error("the idle other-vol mount went before its delay")
 	}
 	tn2.mu.Unlock()
+	mnt := tn2.mountDir(t, "other-vol")
 	clk.Advance(100 * time.Millisecond)
-	eventually(t, 3*time.Second, "the idle other-vol mount to go", func() bool {
-		tn2.mu.Lock()
-		defer tn2.mu.Unlock()
-		return tn2.state.Mounts["other-vol"] == nil
-	})
+	tn2.waitUnmounted(t, "other-vol", mnt)
+	if tn2.mu.Lock(); tn2.state.Mounts["other-vol"] != nil {
+		t.Error("the idle other-vol mount is still in the state after its unmount")
+	}
+	tn2.mu.Unlock()
 	// The repaired mount works for new publishes and unpublishes.
 	tn2.publish(t, "vol-e", "models", "/models/llama", "pod5")
 	tn2.unpublish(t, "vol-a", "pod1")

@@ -18,6 +18,7 @@ type byteBudget struct {
 	share   int64            // most one host holds, unless it holds nothing
 	held    map[string]int64 // by host
 	waiters []*budgetWaiter
+	changed chan struct{} // closed at the next change of waiters or held bytes; nil until changes asks
 }
 
 type budgetWaiter struct {
@@ -40,6 +41,7 @@ func (b *byteBudget) acquire(ctx context.Context, n int64) (func(), error) {
 	b.mu.Lock()
 	b.waiters = append(b.waiters, w)
 	b.grant()
+	b.notify()
 	b.mu.Unlock()
 	select {
 	case <-w.ready:
@@ -58,6 +60,7 @@ func (b *byteBudget) acquire(ctx context.Context, n int64) (func(), error) {
 				}
 			}
 			b.grant() // the head may have changed
+			b.notify()
 		}
 		return nil, ctx.Err()
 	}
@@ -81,6 +84,7 @@ func (b *byteBudget) give(w *budgetWaiter) {
 		delete(b.held, w.host)
 	}
 	b.grant()
+	b.notify()
 }
 
 // grant wakes waiters in order while they fit, passing over those whose
@@ -100,5 +104,25 @@ func (b *byteBudget) grant() {
 		b.free -= w.n
 		b.held[w.host] += w.n
 		close(w.ready)
+	}
+}
+
+// changes returns a channel closed the next time a caller queues, is
+// granted bytes, gives up or gives bytes back. To wait for a state without
+// missing a change, get the channel first, then check.
+func (b *byteBudget) changes() <-chan struct{} {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.changed == nil {
+		b.changed = make(chan struct{})
+	}
+	return b.changed
+}
+
+// notify closes the channel of changes. b.mu is held.
+func (b *byteBudget) notify() {
+	if b.changed != nil {
+		close(b.changed)
+		b.changed = nil
 	}
 }

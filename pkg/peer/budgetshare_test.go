@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"testing"
 	"time"
@@ -55,19 +56,14 @@ func TestStalledReaderCannotStarveOthers(t *testing.T) {
 		}
 	}
 	weight := answerWeight(k, 0, -1)
-	deadline := time.Now().Add(10 * time.Second)
-	for { // every attacker read holds its answer or waits for the budget
-		f.srv.answers.mu.Lock()
-		n := (f.srv.answers.cap-f.srv.answers.free)/weight + int64(len(f.srv.answers.waiters))
-		f.srv.answers.mu.Unlock()
-		if n == 40 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of 40 attacker reads arrived", n)
-		}
-		time.Sleep(10 * time.Millisecond)
+	b := f.srv.answers
+	arrived := func() int64 { // attacker reads holding their answer or waiting for the budget
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return (b.cap-b.free)/weight + int64(len(b.waiters))
 	}
+	waitBudget(t, b, 10*time.Second, func() bool { return arrived() == 40 },
+		func() string { return fmt.Sprintf("%d of 40 attacker reads arrived", arrived()) })
 	t.Logf("attacker holds %d of %d budget bytes", f.srv.answers.cap-budgetFree(f.srv), f.srv.answers.cap)
 	for _, grpcReads := range []bool{false, true} {
 		cl, err := Dial(f.addr, ClientOptions{Token: []byte(testToken), GRPCReads: grpcReads})
@@ -86,13 +82,9 @@ func TestStalledReaderCannotStarveOthers(t *testing.T) {
 		}
 	}
 	released := time.Now()
-	deadline = released.Add(30 * time.Second)
-	for budgetFree(f.srv) != f.srv.answers.cap {
-		if time.Now().After(deadline) {
-			t.Fatalf("stalled streams still hold %d budget bytes after 30 s", f.srv.answers.cap-budgetFree(f.srv))
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitBudget(t, b, 30*time.Second, func() bool { return budgetFree(f.srv) == b.cap }, func() string {
+		return fmt.Sprintf("stalled streams still hold %d budget bytes after 30 s", b.cap-budgetFree(f.srv))
+	})
 	t.Logf("the 40 stalled streams gave the budget back %v later", time.Since(released))
 }
 

@@ -2,6 +2,7 @@ package peer
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"net"
 	"strings"
@@ -121,15 +122,33 @@ func TestByteBudget(t *testing.T) {
 
 func waitWaiters(t *testing.T, b *byteBudget, n int) {
 	t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+	waitBudget(t, b, 5*time.Second, func() bool {
 		b.mu.Lock()
-		got := len(b.waiters)
-		b.mu.Unlock()
-		if got == n {
+		defer b.mu.Unlock()
+		return len(b.waiters) == n
+	}, func() string {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return fmt.Sprintf("%d waiters, want %d", len(b.waiters), n)
+	})
+}
+
+// waitBudget waits until cond holds, checking it again at each change of
+// b (the change channel is taken before each check, so none is missed);
+// after timeout it fails the test with msg().
+func waitBudget(t *testing.T, b *byteBudget, timeout time.Duration, cond func() bool, msg func() string) {
+	t.Helper()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		changed := b.changes()
+		if cond() {
 			return
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d waiters, want %d", got, n)
+		select {
+		case <-changed:
+		case <-deadline.C:
+			t.Fatal(msg())
 		}
 	}
 }

@@ -316,6 +316,11 @@ func get(t testing.TB, s *Store, key string, off, limit int64, want []byte) {
 	}
 }
 
+// waitFor polls cond until it holds, failing after timeout. It is only for
+// what runs on real time outside the test's control, such as gRPC's
+// reconnect backoff to a restarted node (the sleep only paces the poll;
+// nothing is asserted without cond). Work the store's clock decides is
+// driven with a clocktest.Fake and waited for by its outcome instead.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)

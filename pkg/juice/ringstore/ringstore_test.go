@@ -163,7 +163,8 @@ func TestOwnerDown(t *testing.T) {
 		t.Errorf("stats = %+v; want a local read", st)
 	}
 
-	// An owner that comes back is used again.
+	// An owner that comes back is used again, once gRPC's reconnect
+	// backoff (real time) lets the store's client reach it.
 	b.up()
 	waitFor(t, 10*time.Second, "the restarted owner to serve", func() bool {
 		before := b.reads()
@@ -518,7 +519,32 @@ func TestMembershipChange(t *testing.T) {
 	c := newCluster(t, 3)
 	a, b, cc := c.nodes[0], c.nodes[1], c.nodes[2]
 	d := c.addNode(true) // up, not yet a member
-	s := c.newStore(a.addr, nil)
+	// The store's refreshes tick on a fake clock (started at the real time:
+	// the block budgets it times become real context deadlines); a tick
+	// waits for the logged outcome of the refresh it started.
+	clk := clocktest.New(time.Now())
+	logs := newRefreshLog()
+	const interval = 50 * time.Millisecond
+	s := c.newStore(a.addr, func(o *Options) { o.Clock, o.Logger, o.RefreshInterval = clk, slog.New(logs), interval })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := clk.BlockUntil(ctx, 1); err != nil {
+		t.Fatalf("the refresh loop armed no ticker: %v", err)
+	}
+	// refresh fires the refresh ticker once and waits for that refresh to
+	// update the view (the local node is up: it does not fail).
+	refresh := func(what string) {
+		t.Helper()
+		n := logs.count(refreshUpdated)
+		clk.Advance(interval)
+		logs.await(t, what, func() bool { return logs.count(refreshUpdated) > n })
+		if f := logs.count(refreshFailed); f != 0 {
+			t.Fatalf("%d refreshes failed with the local node up", f)
+		}
+	}
+	if m := s.Members(); len(m) != 3 {
+		t.Fatalf("members at start = %v, want 3", m)
+	}
 
 	grown := placement(t, a.member, b.member, cc.member, d.member)
 	k1, d1 := c.blockIn(grown, 20000, 2, ownedBy(d.addr))
@@ -528,7 +554,10 @@ func TestMembershipChange(t *testing.T) {
 	}
 
 	c.setMembers(a.member, b.member, cc.member, d.member)
-	waitFor(t, 5*time.Second, "the grown view", func() bool { return len(s.Members()) == 4 })
+	refresh("the refresh of the grown view")
+	if m := s.Members(); len(m) != 4 || !slices.Contains(m, d.addr) {
+		t.Fatalf("members after the join = %v, want 4 with %s", m, d.addr)
+	}
 	get(t, s, testPrefix+k1, 0, -1, d1)
 	if d.reads() != 1 {
 		t.Errorf("the new owner served %d reads, want 1", d.reads())
@@ -539,10 +568,10 @@ func TestMembershipChange(t *testing.T) {
 	k2, d2 := c.block(20000, ownedBy(cc.addr))
 	newOwner := c.nodeAt(shrunk.Owners(blockkey.Ring(testVol, k2), 1)[0].Addr)
 	c.setMembers(a.member, b.member, d.member)
-	waitFor(t, 5*time.Second, "the shrunk view", func() bool {
-		m := s.Members()
-		return len(m) == 3 && !slices.Contains(m, cc.addr)
-	})
+	refresh("the refresh of the shrunk view")
+	if m := s.Members(); len(m) != 3 || slices.Contains(m, cc.addr) {
+		t.Fatalf("members after the leave = %v, want 3 without %s", m, cc.addr)
+	}
 	ccBefore, ownerBefore := cc.reads(), newOwner.reads()
 	get(t, s, testPrefix+k2, 0, -1, d2)
 	if cc.reads() != ccBefore || newOwner.reads() != ownerBefore+1 {
