@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"sort"
 	"strings"
@@ -188,26 +187,14 @@ func warnLooseKeyFile(logger *slog.Logger, path string) {
 
 const volumeEnvPrefix = cli.VolumeEnvPrefix
 
-// loadVolumes reads volume sources from dir and the environment.
+// loadVolumes reads volume sources from dir (cli.ReadVolumesDir) and the
+// environment.
 func loadVolumes(dir string, environ []string) ([]node.VolumeSource, error) {
 	byName := map[string]string{}
 	if dir != "" {
-		entries, err := os.ReadDir(dir)
-		if err != nil {
+		var err error
+		if byName, err = cli.ReadVolumesDir(dir); err != nil {
 			return nil, fmt.Errorf("volumes dir: %w", err)
-		}
-		for _, e := range entries {
-			// Kubernetes Secret volumes hold ..data and ..<timestamp> links.
-			if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
-				continue
-			}
-			b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-			if err != nil {
-				return nil, fmt.Errorf("volume %q: %w", e.Name(), err)
-			}
-			if byName[e.Name()] = strings.TrimSpace(string(b)); byName[e.Name()] == "" {
-				return nil, fmt.Errorf("volume %q: metadata url file is empty", e.Name())
-			}
 		}
 	}
 	for _, kv := range environ {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -82,7 +81,7 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 		return fmt.Errorf("%w: --allow-request-metaurl has no effect with --volumes-dir (the node's URLs are used); drop one", errUsage)
 	}
 	if volumesDir != "" {
-		if trusted, err = readVolumesDir(volumesDir); err != nil {
+		if trusted, err = cli.ReadVolumesDir(volumesDir); err != nil {
 			return fmt.Errorf("%w: --volumes-dir: %v", errUsage, err)
 		}
 	}
@@ -109,27 +108,4 @@ func runNode(ctx context.Context, args []string, stderr io.Writer) error {
 	s := csi.NewServer(log)
 	node.Register(s)
 	return csi.Serve(ctx, s, l)
-}
-
-// readVolumesDir reads one metadata URL per volume from dir (file name =
-// volume name), skipping the dot entries of Kubernetes Secret volumes.
-func readVolumesDir(dir string) (map[string]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") || e.IsDir() {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		if out[e.Name()] = strings.TrimSpace(string(b)); out[e.Name()] == "" {
-			return nil, fmt.Errorf("volume %q: the metadata URL file is empty", e.Name())
-		}
-	}
-	return out, nil
 }

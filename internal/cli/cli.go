@@ -1,8 +1,10 @@
 // Package cli holds what ringcache's commands (cachenode, csi) share:
 // subcommand flag sets that print their help, usage errors, and exit codes
-// (0 success or --help, 1 failure, 2 bad usage), and the one lookup of a
+// (0 success or --help, 1 failure, 2 bad usage), the one lookup of a
 // volume's metadata URL (ReadMetaURL: --meta-url-file, then
-// RINGCACHE_META_URL, then RINGCACHE_VOLUME_<NAME>).
+// RINGCACHE_META_URL, then RINGCACHE_VOLUME_<NAME>), and the one reader of
+// a volumes dir, one metadata-URL file per volume (ReadVolumesDir,
+// ReadVolumeFile: cachenode serve and controller, csi node).
 package cli
 
 import (

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -87,23 +85,4 @@ func FindVolume(st *peerpb.StatusResponse, volume string) *peerpb.VolumeInfo {
 		}
 	}
 	return nil
-}
-
-// ReadVolumeFile reads the metadata URL of volume from dir, laid out like
-// "cachenode serve --volumes-dir" (one file per volume named after it,
-// e.g. a mounted Secret). It returns an error wrapping os.ErrNotExist when
-// there is no such file. Errors never contain the URL.
-func ReadVolumeFile(dir, volume string) (string, error) {
-	if volume == "" || strings.HasPrefix(volume, ".") || strings.ContainsAny(volume, `/\`) {
-		return "", fmt.Errorf("volume name %q is not a file name", volume)
-	}
-	b, err := os.ReadFile(filepath.Join(dir, volume))
-	if err != nil {
-		return "", fmt.Errorf("metadata url of volume %q: %w", volume, err)
-	}
-	u := strings.TrimSpace(string(b))
-	if u == "" {
-		return "", fmt.Errorf("metadata url file of volume %q is empty", volume)
-	}
-	return u, nil
 }

@@ -12,6 +12,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/ringcache/ringcache/internal/cli"
 	"github.com/ringcache/ringcache/pkg/juice"
 	"github.com/ringcache/ringcache/pkg/prefetch"
 	"github.com/ringcache/ringcache/pkg/prefetch/api/v1alpha1"
@@ -93,7 +94,7 @@ type DirSource struct{ Dir string }
 
 // MetaURL implements MetaURLSource.
 func (s DirSource) MetaURL(_ context.Context, volume string) (string, error) {
-	u, err := prefetch.ReadVolumeFile(s.Dir, volume)
+	u, err := cli.ReadVolumeFile(s.Dir, volume)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", fmt.Errorf("%w for volume %q in the volumes dir", ErrNoMetadataURL, volume)
 	}
