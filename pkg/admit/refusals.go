@@ -119,9 +119,9 @@ type refusalState struct {
 	mu         sync.Mutex
 	counts     map[string]uint64 // by reason
 	last       map[refusalKey]*keyState
-	pruned     time.Time     // last prune scan
-	pruneScans int           // for tests
-	changed    chan struct{} // closed at the next refusal; nil until Changed asks
+	pruned     time.Time // last prune scan
+	pruneScans int       // for tests
+	changed    Signal    // signals the next refusal (Changed)
 }
 
 type refusalKey struct{ reason, host string }
@@ -181,10 +181,7 @@ func (r *Refusals) Refuse(reason string, addr net.Addr, detail string) {
 	now := s.o.Clock.Now()
 	s.mu.Lock()
 	s.counts[reason]++
-	if s.changed != nil {
-		close(s.changed)
-		s.changed = nil
-	}
+	s.changed.Notify()
 	suppressed, ok := s.admitLine(refusalKey{reason, host}, now)
 	s.mu.Unlock()
 	if !ok {
@@ -209,10 +206,7 @@ func (r *Refusals) Count(reason string) uint64 {
 func (r *Refusals) Changed() <-chan struct{} {
 	r.s.mu.Lock()
 	defer r.s.mu.Unlock()
-	if r.s.changed == nil {
-		r.s.changed = make(chan struct{})
-	}
-	return r.s.changed
+	return r.s.changed.Chan()
 }
 
 // admitLine reports whether a refusal of k at now gets a log line, and

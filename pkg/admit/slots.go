@@ -105,7 +105,7 @@ type Slots struct {
 	heldBy   map[string]int // by host
 	queuedBy map[string]int // by host
 	freed    chan struct{}  // closed and replaced when a slot is released
-	changed  chan struct{}  // closed when a slot is taken or released; nil until Changed asks
+	changed  Signal         // signals a slot taken or released (Changed)
 }
 
 // NewSlots returns the Slots o describes.
@@ -202,18 +202,12 @@ func (s *Slots) Waiting() int {
 func (s *Slots) Changed() <-chan struct{} {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.changed == nil {
-		s.changed = make(chan struct{})
-	}
-	return s.changed
+	return s.changed.Chan()
 }
 
 // notify closes the channel of Changed. s.mu is held.
 func (s *Slots) notify() {
-	if s.changed != nil {
-		close(s.changed)
-		s.changed = nil
-	}
+	s.changed.Notify()
 }
 
 // free reports whether host may take a slot now. s.mu is held.

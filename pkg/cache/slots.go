@@ -4,6 +4,8 @@ import (
 	"context"
 	"slices"
 	"sync"
+
+	"github.com/ringcache/ringcache/pkg/admit"
 )
 
 // slotClass is the priority class of an origin fetch.
@@ -46,7 +48,7 @@ type originSlots struct {
 	warms   []*slotWaiter  // FIFO
 	readers map[string]int // fetch key -> reads waiting on that fetch
 	waiting map[string]*slotWaiter
-	changed chan struct{} // closed at the next change of the queues or slots; nil until changes asks
+	changed admit.Signal // signals a change of the queues or slots (changes)
 }
 
 type slotWaiter struct {
@@ -164,16 +166,10 @@ func (o *originSlots) readDone(key string) {
 func (o *originSlots) changes() <-chan struct{} {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.changed == nil {
-		o.changed = make(chan struct{})
-	}
-	return o.changed
+	return o.changed.Chan()
 }
 
 // notify closes the channel of changes. o.mu is held.
 func (o *originSlots) notify() {
-	if o.changed != nil {
-		close(o.changed)
-		o.changed = nil
-	}
+	o.changed.Notify()
 }

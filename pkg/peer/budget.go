@@ -3,6 +3,8 @@ package peer
 import (
 	"context"
 	"sync"
+
+	"github.com/ringcache/ringcache/pkg/admit"
 )
 
 // byteBudget bounds the bytes of answers a server holds at once, over
@@ -18,7 +20,7 @@ type byteBudget struct {
 	share   int64            // most one host holds, unless it holds nothing
 	held    map[string]int64 // by host
 	waiters []*budgetWaiter
-	changed chan struct{} // closed at the next change of waiters or held bytes; nil until changes asks
+	changed admit.Signal // signals a change of waiters or held bytes (changes)
 }
 
 type budgetWaiter struct {
@@ -113,16 +115,10 @@ func (b *byteBudget) grant() {
 func (b *byteBudget) changes() <-chan struct{} {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.changed == nil {
-		b.changed = make(chan struct{})
-	}
-	return b.changed
+	return b.changed.Chan()
 }
 
 // notify closes the channel of changes. b.mu is held.
 func (b *byteBudget) notify() {
-	if b.changed != nil {
-		close(b.changed)
-		b.changed = nil
-	}
+	b.changed.Notify()
 }
