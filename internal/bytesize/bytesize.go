@@ -108,7 +108,19 @@ func Format(n int64) string {
 		div *= u
 		exp++
 	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTP"[exp])
+	// Tenths of the unit, rounded half up, in integers: near Max a float
+	// cannot tell n from Max+1.
+	q, r := n/div, n%div
+	tenths := q*10 + r*10/div
+	if r*10%div*2 >= div {
+		tenths++
+	}
+	if tenths/10*div+tenths%10*div/10 > Max {
+		// Rounded up past the largest count Parse accepts: round down,
+		// so Parse reads it back.
+		tenths--
+	}
+	return fmt.Sprintf("%d.%d %ciB", tenths/10, tenths%10, "KMGTP"[exp])
 }
 
 // Value is a flag.Value holding a byte count in the syntax of Parse.
