@@ -14,3 +14,6 @@ func SlotsHeld(c *Cache) (free, warm int) {
 // SlotsChanged returns a channel closed the next time c's origin slots or
 // their queues change. Get it before checking SlotWaiters or SlotsHeld.
 func SlotsChanged(c *Cache) <-chan struct{} { return c.slots.changes() }
+
+// NewOriginLog is newOriginLog: the "origin fetch failed" log of o.
+var NewOriginLog = newOriginLog

@@ -1,40 +1,22 @@
-package cache
+package cache_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"github.com/ringcache/ringcache/pkg/cache"
 	"github.com/ringcache/ringcache/pkg/clock/clocktest"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *lockedBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *lockedBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestOriginLogRateLimited: the origin-failure log is rate-limited per
 // volume, under its own message.
 func TestOriginLogRateLimited(t *testing.T) {
-	var logs lockedBuffer
+	var logs syncBuffer
 	clk := clocktest.New(time.Unix(1000, 0))
-	o := Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Clock: clk, OriginLogInterval: time.Minute}
-	r, err := newOriginLog(o)
+	o := cache.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil)), Clock: clk, OriginLogInterval: time.Minute}
+	r, err := cache.NewOriginLog(o)
 	if err != nil {
 		t.Fatal(err)
 	}
